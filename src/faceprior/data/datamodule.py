@@ -1,0 +1,352 @@
+"""LightningDataModule: CPU workers decode/flip/crop uint8 faces; the device degrades them in batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from faceprior.data.dataset import ComponentBoxes, FaceDataset, LQOnlyDataset
+from faceprior.data.io import BadImageError
+from faceprior.data.sources import FolderSource, LMDBSource, open_source
+from faceprior.data.synthetic import synthetic_split_complete, write_synthetic_split
+from faceprior.degradation import Degradation
+
+log = logging.getLogger(__name__)
+
+BENCHMARK_KINDS = ("degrade", "paired", "lq_only")
+
+
+class Benchmark:
+    """A named evaluation set.
+
+    ``kind`` is ``degrade`` (ground truth degraded on the device, deterministically per image index
+    with ``seed``), ``paired`` (LQ and GT folders matched by file stem) or ``lq_only`` (real inputs
+    without ground truth: only no-reference metrics apply).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: str = "degrade",
+        gt_root: str | None = None,
+        lq_root: str | None = None,
+        seed: int = 2024,
+    ) -> None:
+        if kind not in BENCHMARK_KINDS:
+            raise ValueError(
+                f"benchmark '{name}': kind must be one of {BENCHMARK_KINDS}, got {kind!r}"
+            )
+        if kind in ("degrade", "paired") and not gt_root:
+            raise ValueError(f"benchmark '{name}' of kind '{kind}' needs gt_root")
+        if kind in ("paired", "lq_only") and not lq_root:
+            raise ValueError(f"benchmark '{name}' of kind '{kind}' needs lq_root")
+        self.name = name
+        self.kind = kind
+        self.gt_root = gt_root
+        self.lq_root = lq_root
+        self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        return f"Benchmark(name={self.name!r}, kind={self.kind!r}, gt_root={self.gt_root!r}, lq_root={self.lq_root!r})"
+
+
+@dataclass
+class SyntheticSplits:
+    """Synthetic faces generated on first use: ``root/<split>/images`` for each split."""
+
+    root: str
+    size: int = 64
+    seed: int = 0
+    train: int = 512
+    val: int = 32
+    test: int = 64
+
+    def prepare(self) -> None:
+        """Write every split that is missing or was written with other arguments."""
+        for offset, (split, count) in enumerate(
+            (("train", self.train), ("val", self.val), ("test", self.test))
+        ):
+            if count <= 0:
+                continue
+            folder = Path(self.root) / split
+            seed = self.seed * 1000 + offset  # disjoint image streams per split
+            if not synthetic_split_complete(folder, count, self.size, seed):
+                log.info(
+                    "generating %d synthetic %dx%d faces in %s", count, self.size, self.size, folder
+                )
+                write_synthetic_split(folder, count, self.size, seed)
+
+
+def _verify_file(path: Path) -> BadImageError | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Exception as err:  # any decoder complaint marks the file as unusable
+        return BadImageError(path, f"corrupt or truncated image ({type(err).__name__}: {err})")
+    return None
+
+
+def screen_source(
+    source: FolderSource | LMDBSource, *, verify: bool, strict: bool, workers: int = 4
+) -> int:
+    """Report unusable files of a source before training; returns how many were removed.
+
+    Non-image files are always reported; with ``verify`` every image file's integrity is checked
+    (PIL ``verify``: CRCs and truncation, no full decode). In strict mode the first bad file in sorted
+    order raises; otherwise each is logged once and dropped from the source.
+    """
+    bad: list[BadImageError] = list(source.rejected)
+    if verify and isinstance(source, FolderSource):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_verify_file, source.files))
+        bad.extend(err for err in results if err is not None)
+    if not bad:
+        return 0
+    bad.sort(key=lambda e: e.path)
+    if strict:
+        raise bad[0]
+    for err in bad:
+        log.warning("skipping %s (%s)", err.path, err.reason)
+    if isinstance(source, FolderSource):
+        drop = {e.path for e in bad}
+        source.files = [p for p in source.files if str(p) not in drop]
+        if not source.files:
+            raise FileNotFoundError(f"no usable images left in '{source.root}'")
+    log.warning("%d unusable file(s) skipped in %s", len(bad), source.root)
+    return len(bad)
+
+
+class FaceDataModule(pl.LightningDataModule):
+    """Ground-truth faces from a folder or LMDB, degraded on the device in ``on_after_batch_transfer``.
+
+    Batches reaching the LightningModule are dicts with ``lq`` and ``gt`` (float RGB in [0, 1]),
+    ``params`` (the drawn degradation parameters, ``(B,)`` tensors), ``index``, ``skipped``,
+    ``benchmark`` (evaluation only) and ``boxes`` when a component file is configured.
+
+    ``batch_size`` is the *global* batch; each device gets ``batch_size // world_size``. Training
+    degradation seeds come from a generator seeded with ``seed`` and the rank, saved in checkpoints;
+    validation and benchmark degradation is a fixed function of the image index.
+    """
+
+    def __init__(
+        self,
+        train_root: str,
+        size: int,
+        batch_size: int,
+        degradation: Degradation | None = None,
+        *,
+        val_root: str | None = None,
+        train_components: str | None = None,
+        benchmarks: Mapping[str, Benchmark] | None = None,
+        synthetic: SyntheticSplits | Mapping[str, Any] | None = None,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        flip_prob: float = 0.5,
+        crop_size: int | None = None,
+        eye_enlarge_ratio: float = 1.4,
+        channels_last: bool = False,
+        strict: bool = False,
+        verify: bool = True,
+        seed: int = 0,
+        val_seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.train_root = train_root
+        self.val_root = val_root
+        self.train_components = train_components
+        self.size = int(size)
+        self.batch_size = int(batch_size)
+        self.val_batch_size = val_batch_size
+        self.degradation = degradation if degradation is not None else Degradation({})
+        self.benchmarks = dict(benchmarks or {})
+        for key, bench in self.benchmarks.items():
+            if bench.name != key:
+                raise ValueError(f"benchmarks.{key} has name '{bench.name}'; they must match")
+        if isinstance(synthetic, Mapping):
+            synthetic = SyntheticSplits(**synthetic)
+        self.synthetic = synthetic
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.prefetch_factor = prefetch_factor if num_workers > 0 else None
+        self.flip_prob = flip_prob
+        self.crop_size = crop_size
+        self.eye_enlarge_ratio = eye_enlarge_ratio
+        self.channels_last = channels_last
+        self.strict = strict
+        self.verify = verify
+        self.seed = int(seed)
+        self.val_seed = int(val_seed)
+        self.batch_size_per_device = self.batch_size
+        self.skipped_at_setup = 0
+        self.skipped_in_batches = 0
+        self.data_train: Dataset[dict[str, object]] | None = None
+        self.data_val: Dataset[dict[str, object]] | None = None
+        self.data_test: list[Dataset[dict[str, object]]] = []
+        self._generator: torch.Generator | None = None
+        self._pending_state: Tensor | None = None
+
+    # -- preparation -----------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset when configured and absent (rank 0 only)."""
+        if self.synthetic is not None:
+            self.synthetic.prepare()
+
+    def _world_size(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def setup(self, stage: str | None = None) -> None:
+        world, rank = self._world_size()
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} is the global batch and must be divisible by the "
+                f"number of devices ({world})"
+            )
+        self.batch_size_per_device = self.batch_size // world
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed + 7919 * rank)
+            if self._pending_state is not None:
+                self._generator.set_state(self._pending_state)
+        if stage in (None, "fit") and self.data_train is None:
+            source = open_source(self.train_root)
+            self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
+            components = (
+                ComponentBoxes(self.train_components, self.eye_enlarge_ratio)
+                if self.train_components
+                else None
+            )
+            self.data_train = FaceDataset(
+                source,
+                self.size,
+                flip_prob=self.flip_prob,
+                crop_size=self.crop_size,
+                components=components,
+                strict=self.strict,
+            )
+        if stage in (None, "fit", "validate") and self.data_val is None and self.val_root:
+            source = open_source(self.val_root)
+            self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
+            self.data_val = FaceDataset(source, self.size, strict=self.strict)
+        if stage in (None, "test") and not self.data_test:
+            self.data_test = [self._benchmark_dataset(b) for b in self.benchmarks.values()]
+
+    def _benchmark_dataset(self, bench: Benchmark) -> Dataset[dict[str, object]]:
+        if bench.kind == "lq_only":
+            assert bench.lq_root is not None
+            return LQOnlyDataset(bench.lq_root, self.size, strict=self.strict)
+        assert bench.gt_root is not None
+        source = open_source(bench.gt_root)
+        self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
+        lq = bench.lq_root if bench.kind == "paired" else None
+        return FaceDataset(source, self.size, lq_source=lq, strict=self.strict)
+
+    # -- loaders ---------------------------------------------------------------------------------
+    def _loader(
+        self, dataset: Dataset[dict[str, object]], batch_size: int, shuffle: bool
+    ) -> DataLoader[Any]:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        if self.data_train is None:
+            raise RuntimeError("call setup('fit') before train_dataloader()")
+        return self._loader(self.data_train, self.batch_size_per_device, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any] | list[DataLoader[Any]]:
+        if self.data_val is None:
+            return []
+        return self._loader(self.data_val, self.val_batch_size or self.batch_size_per_device, False)
+
+    def test_dataloader(self) -> list[DataLoader[Any]]:
+        size = self.val_batch_size or self.batch_size_per_device
+        return [self._loader(d, size, shuffle=False) for d in self.data_test]
+
+    # -- device-side degradation -----------------------------------------------------------------
+    def eval_seeds(self, indices: Tensor, base: int) -> list[int]:
+        """Deterministic per-image seeds for evaluation sets."""
+        return [(base << 32) + int(i) for i in indices.tolist()]
+
+    def train_seeds(self, count: int) -> list[int]:
+        """Seeds for a training batch, from the checkpointed generator."""
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed)
+        return torch.randint(0, 2**62, (count,), generator=self._generator).tolist()
+
+    def degrade_batch(self, batch: dict[str, Any], seeds: list[int] | None) -> dict[str, Any]:
+        """Turn a uint8 batch into ``{lq, gt, params, ...}`` floats on the batch's device."""
+        out = {k: v for k, v in batch.items() if k not in ("gt", "lq")}
+        if "lq" in batch:  # paired or real LQ input: nothing to synthesise
+            out["lq"] = batch["lq"].float() / 255.0
+            if "gt" in batch:
+                out["gt"] = batch["gt"].float() / 255.0
+            out["params"] = {}
+        else:
+            gt = batch["gt"].float() / 255.0
+            if seeds is None:
+                raise ValueError("seeds are required to degrade a ground-truth batch")
+            lq, gt, params = self.degradation(gt, seeds)
+            out.update(lq=lq, gt=gt, params=params)
+        if self.channels_last:
+            for key in ("lq", "gt"):
+                if key in out:
+                    out[key] = out[key].contiguous(memory_format=torch.channels_last)
+        skipped = batch.get("skipped")
+        if isinstance(skipped, Tensor):
+            self.skipped_in_batches += int(skipped.sum())
+        return out
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            return self.degrade_batch(batch, self.train_seeds(len(batch["index"])))
+        if trainer is not None and trainer.testing:
+            bench = list(self.benchmarks.values())[dataloader_idx]
+            out = self.degrade_batch(batch, self.eval_seeds(batch["index"], bench.seed))
+            out["benchmark"] = bench.name
+            return out
+        out = self.degrade_batch(batch, self.eval_seeds(batch["index"], self.val_seed))
+        out["benchmark"] = "val"
+        return out
+
+    # -- checkpointing ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"skipped_in_batches": self.skipped_in_batches}
+        if self._generator is not None:
+            state["generator"] = self._generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.skipped_in_batches = int(state_dict.get("skipped_in_batches", 0))
+        gen_state = state_dict.get("generator")
+        if gen_state is not None:
+            if self._generator is None:
+                self._pending_state = gen_state
+            else:
+                self._generator.set_state(gen_state)

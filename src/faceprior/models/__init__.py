@@ -1,0 +1,5 @@
+"""LightningModules: thin wiring of networks, losses, metrics and optimisers."""
+
+from faceprior.models.restoration import RestorationModule
+
+__all__ = ["RestorationModule"]

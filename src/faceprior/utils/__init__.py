@@ -1,0 +1,1 @@
+"""Application plumbing: config registration, instantiation, run wrappers and callbacks."""

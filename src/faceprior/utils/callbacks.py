@@ -1,0 +1,195 @@
+"""Lightning callbacks of the platform: W&B id in checkpoints, timing, previews, results tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning import Callback
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+from faceprior.utils.runtime import WANDB_ID_KEY
+
+log = logging.getLogger(__name__)
+
+
+class WandbRunIdInCheckpoint(Callback):
+    """Store the W&B run id in every checkpoint so ``ckpt_path=...`` resumes the same run."""
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                checkpoint[WANDB_ID_KEY] = logger.version
+
+
+class DataMonitor(Callback):
+    """Log data-wait time vs step time, skipped images and the per-device batch size."""
+
+    def __init__(self) -> None:
+        self._batch_end: float | None = None
+        self._batch_start = 0.0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm = trainer.datamodule  # type: ignore[attr-defined]
+        if dm is None:
+            return
+        info = {
+            "data/batch_size_global": getattr(dm, "batch_size", None),
+            "data/batch_size_per_device": getattr(dm, "batch_size_per_device", None),
+            "data/world_size": trainer.world_size,
+        }
+        log.info("batch size: %s global, %s per device on %s device(s)", *info.values())
+        for logger in trainer.loggers:
+            logger.log_hyperparams(info)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.perf_counter()
+        if self._batch_end is not None:
+            pl_module.log("time/data", now - self._batch_end, on_step=True, on_epoch=False)
+        self._batch_start = now
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        now = time.perf_counter()
+        pl_module.log("time/step", now - self._batch_start, on_step=True, on_epoch=False)
+        dm = trainer.datamodule  # type: ignore[attr-defined]
+        if dm is not None:
+            skipped = getattr(dm, "skipped_at_setup", 0) + getattr(dm, "skipped_in_batches", 0)
+            pl_module.log("data/skipped_images", float(skipped), on_step=True, on_epoch=False)
+        self._batch_end = now
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._batch_end = None  # the first batch of an epoch waits for worker start-up
+
+
+class ImagePreview(Callback):
+    """After each validation, save an LQ | restored | GT grid and send it to image-capable loggers."""
+
+    def __init__(self, output_dir: str, max_images: int = 8) -> None:
+        self.output_dir = Path(output_dir)
+        self.max_images = max_images
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        preview = getattr(pl_module, "val_preview", None)
+        if not preview or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from torchvision.utils import make_grid, save_image
+
+        rows = [
+            preview[k][: self.max_images].float().cpu()
+            for k in ("lq", "pred", "gt")
+            if k in preview
+        ]
+        n = rows[0].shape[0]
+        grid = make_grid(torch.cat(rows), nrow=n, padding=2, pad_value=1.0)
+        step = int(getattr(pl_module, "iteration", trainer.global_step))
+        path = self.output_dir / "previews" / f"val_{step:08d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(
+                    key="val/preview",
+                    images=[grid],
+                    caption=["LQ | restored | GT"],
+                    step=trainer.global_step,
+                )
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/preview", grid, global_step=trainer.global_step)
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.4f}"
+
+
+def results_tables(metrics: dict[str, float]) -> dict[str, dict[str, dict[str, float]]]:
+    """Group ``test/<bench>/[lq_]<metric>`` values into ``{bench: {row: {metric: value}}}``."""
+    tables: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] != "test":
+            continue
+        _, bench, name = parts
+        row = "LQ input" if name.startswith("lq_") else "restored"
+        tables[bench][row][name.removeprefix("lq_")] = float(value)
+    return {b: dict(rows) for b, rows in tables.items()}
+
+
+class ResultsTable(Callback):
+    """After testing, write ``results.md`` (paper-style tables) and ``results.json`` to ``output_dir``."""
+
+    def __init__(
+        self, output_dir: str, title: str = "Results", model_name: str = "restored"
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.title = title
+        self.model_name = model_name
+        self.ckpt_path: str | None = None
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        tables = results_tables(metrics)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"# {self.title}", ""]
+        ckpt = trainer.ckpt_path or "(weights in memory)"
+        lines += [
+            f"- checkpoint: `{ckpt}`",
+            f"- iterations trained: {int(getattr(pl_module, 'iteration', trainer.global_step))}",
+            "- metrics on 8-bit quantised images, averaged per image",
+            "",
+        ]
+        for bench, rows in tables.items():
+            names = sorted({n for row in rows.values() for n in row})
+            lines += [
+                f"## {bench}",
+                "",
+                "| | " + " | ".join(names) + " |",
+                "|---" * (len(names) + 1) + "|",
+            ]
+            for row in ("LQ input", "restored"):
+                if row in rows:
+                    label = self.model_name if row == "restored" else row
+                    lines.append(
+                        f"| {label} | "
+                        + " | ".join(_fmt(rows[row].get(n, math.nan)) for n in names)
+                        + " |"
+                    )
+            if "LQ input" in rows and "restored" in rows:
+                gains = [
+                    rows["restored"].get(n, math.nan) - rows["LQ input"].get(n, math.nan)
+                    for n in names
+                ]
+                lines.append(
+                    "| gain (restored − LQ) | " + " | ".join(_fmt(g) for g in gains) + " |"
+                )
+            lines.append("")
+        (self.output_dir / "results.md").write_text("\n".join(lines))
+        (self.output_dir / "results.json").write_text(
+            json.dumps({"checkpoint": ckpt, "metrics": metrics, "tables": tables}, indent=2)
+        )
+        log.info("wrote %s", self.output_dir / "results.md")

@@ -1,0 +1,112 @@
+"""Every experiment composes for train and eval; bad keys and values fail with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from faceprior.utils.config import CONFIG_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+def _compose(overrides: list[str], name: str = "train"):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides, return_hydra_config=True)
+
+
+def test_config_dir_is_the_repository_conf() -> None:
+    assert (CONFIG_DIR / "train.yaml").is_file()
+    assert (CONFIG_DIR / "eval.yaml").is_file()
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("app", ["train", "eval"])
+def test_experiment_composes(experiment: str, app: str) -> None:
+    extra = ["ckpt_path=x.ckpt"] if app == "eval" else []
+    cfg = _compose([f"experiment={experiment}", *extra], app)
+    assert cfg.model._target_
+    assert cfg.data._target_ == "faceprior.data.FaceDataModule"
+    assert cfg.benchmarks, "every experiment needs at least one benchmark"
+    assert cfg.logger.wandb.offline is True
+
+
+@pytest.mark.parametrize(
+    "group,options",
+    [
+        ("trainer", ["cpu", "gpu", "ddp", "ddp_sim"]),
+        ("debug", ["fdr", "overfit", "limit", "profiler"]),
+        ("logger", ["wandb", "csv", "tensorboard", "none"]),
+        ("degradation", ["gfpgan_v1", "none"]),
+        ("data", ["synthetic", "ffhq512", "ffhq512_lmdb", "folder"]),
+    ],
+)
+def test_group_options_compose(group: str, options: list[str]) -> None:
+    for option in options:
+        extra = ["data.train_root=/x"] if option == "folder" else []
+        cfg = _compose([f"{group}={option}", *extra])
+        assert cfg is not None
+
+
+def test_degradation_preset_instantiates_in_config_order() -> None:
+    cfg = _compose([])
+    deg = hydra.utils.instantiate(cfg.degradation)
+    assert list(deg.ops) == [
+        "blur",
+        "downsample",
+        "noise",
+        "jpeg",
+        "upsample",
+        "color_shift",
+        "gray",
+        "color_jitter",
+        "quantize",
+    ]
+
+
+def test_misspelled_key_is_named() -> None:
+    with pytest.raises(ConfigCompositionException, match=r"data\.batch_sise"):
+        _compose(["data.batch_sise=3"])
+
+
+def test_wrong_type_is_named() -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        _compose(["data.batch_size=abc"])
+    text = str(info.value) + str(info.value.__cause__)
+    assert "data.batch_size" in text
+
+
+def test_unknown_experiment_lists_choices() -> None:
+    with pytest.raises(MissingConfigException) as info:
+        _compose(["experiment=does_not_exist"])
+    assert "quickstart" in str(info.value)
+
+
+def test_bad_degradation_value_names_the_key() -> None:
+    cfg = _compose(["degradation.ops.blur.kernel_size=40"])
+    with pytest.raises(Exception) as info:
+        hydra.utils.instantiate(cfg.degradation)
+    assert "degradation.ops.blur" in str(info.value) and "odd" in str(info.value)
+
+
+def test_run_dirs_are_unique_per_compose() -> None:
+    dirs = []
+    for _ in range(2):
+        cfg = _compose([])
+        HydraConfig().set_config(cfg)
+        dirs.append(cfg.hydra.run.dir)
+    assert dirs[0] != dirs[1]
+    # same second, different random suffix
+    assert dirs[0].rsplit("_", 1)[0][:-3] == dirs[1].rsplit("_", 1)[0][:-3]
+
+
+def test_local_configs_are_ignored_by_git() -> None:
+    gitignore = (Path(__file__).resolve().parents[1] / ".gitignore").read_text()
+    assert "conf/local/*" in gitignore
