@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ def screen_source(
         source.files = [p for p in source.files if str(p) not in drop]
         if not source.files:
             raise FileNotFoundError(f"no usable images left in '{source.root}'")
-    log.warning("%d unusable file(s) skipped in %s", len(bad), source.root)
+    log.info("%d unusable file(s) skipped in %s", len(bad), source.root)
     return len(bad)
 
 
@@ -196,6 +197,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.batch_size_per_device = self.batch_size
         self.skipped_at_setup = 0
         self.skipped_in_batches = 0
+        self.last_degradation_seconds = 0.0
         self.data_train: Dataset[dict[str, object]] | None = None
         self.data_val: Dataset[dict[str, object]] | None = None
         self.data_test: list[Dataset[dict[str, object]]] = []
@@ -301,6 +303,7 @@ class FaceDataModule(pl.LightningDataModule):
 
     def degrade_batch(self, batch: dict[str, Any], seeds: list[int] | None) -> dict[str, Any]:
         """Turn a uint8 batch into ``{lq, gt, params, ...}`` floats on the batch's device."""
+        start = time.perf_counter()
         out = {k: v for k, v in batch.items() if k not in ("gt", "lq")}
         if "lq" in batch:  # paired or real LQ input: nothing to synthesise
             out["lq"] = batch["lq"].float() / 255.0
@@ -320,6 +323,7 @@ class FaceDataModule(pl.LightningDataModule):
         skipped = batch.get("skipped")
         if isinstance(skipped, Tensor):
             self.skipped_in_batches += int(skipped.sum())
+        self.last_degradation_seconds = time.perf_counter() - start
         return out
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import torch
 from pytorch_lightning import Callback
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
-from faceprior.utils.runtime import WANDB_ID_KEY
+from faceprior.utils.runtime import WANDB_ID_KEY, read_checkpoint_field
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,12 @@ class WandbRunIdInCheckpoint(Callback):
 
 
 class DataMonitor(Callback):
-    """Log data-wait time vs step time, skipped images and the per-device batch size."""
+    """Log loader wait, device degradation and step times, skipped images and per-device batch size.
+
+    ``time/data`` is the wait for the DataLoader (decoding in workers), ``time/degradation`` the
+    device-side degradation of the batch (wall time as seen by the host), ``time/step`` the training
+    step itself. If ``time/data`` is not small next to ``time/step``, data loading limits training.
+    """
 
     def __init__(self) -> None:
         self._batch_end: float | None = None
@@ -55,8 +60,12 @@ class DataMonitor(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         now = time.perf_counter()
+        dm = trainer.datamodule  # type: ignore[attr-defined]
+        degradation = float(getattr(dm, "last_degradation_seconds", 0.0)) if dm is not None else 0.0
         if self._batch_end is not None:
-            pl_module.log("time/data", now - self._batch_end, on_step=True, on_epoch=False)
+            wait = max(0.0, now - self._batch_end - degradation)
+            pl_module.log("time/data", wait, on_step=True, on_epoch=False)
+        pl_module.log("time/degradation", degradation, on_step=True, on_epoch=False)
         self._batch_start = now
 
     def on_train_batch_end(
@@ -157,9 +166,13 @@ class ResultsTable(Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         lines = [f"# {self.title}", ""]
         ckpt = trainer.ckpt_path or "(weights in memory)"
+        iterations = int(getattr(pl_module, "iteration", trainer.global_step))
+        if trainer.ckpt_path:
+            stored = read_checkpoint_field(trainer.ckpt_path, "global_step")
+            iterations = int(stored) if stored is not None else iterations
         lines += [
             f"- checkpoint: `{ckpt}`",
-            f"- iterations trained: {int(getattr(pl_module, 'iteration', trainer.global_step))}",
+            f"- iterations trained: {iterations}",
             "- metrics on 8-bit quantised images, averaged per image",
             "",
         ]
