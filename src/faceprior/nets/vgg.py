@@ -89,10 +89,11 @@ class VGG19FeatureExtractor(nn.Module):
             raise ValueError(
                 f"unknown VGG19 layers {unknown}; valid names: {list(VGG19_LAYER_INDEX)}"
             )
-        from torchvision.models import vgg19
+        from torchvision.models.vgg import cfgs, make_layers
 
         self.layers = list(layers)
-        net = vgg19(weights=None)
+        # Only the convolutional trunk: the 120M-parameter classifier is never built.
+        features = make_layers(cfgs["E"], batch_norm=False)
         if weights_path is not None:
             path = Path(weights_path).expanduser()
             if not path.is_file():
@@ -101,7 +102,12 @@ class VGG19FeatureExtractor(nn.Module):
                     f"({VGG19_WEIGHTS_FILE}) and point weights_path at it"
                 )
             state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(state, strict=True)
+            trunk = {
+                k.removeprefix("features."): v
+                for k, v in state.items()
+                if k.startswith("features.")
+            }
+            features.load_state_dict(trunk, strict=True)
         else:
             global _warned_random
             if not _warned_random:
@@ -114,7 +120,7 @@ class VGG19FeatureExtractor(nn.Module):
                 )
                 _warned_random = True
         last = max(VGG19_LAYER_INDEX[name] for name in layers)
-        self.features = net.features[: last + 1]
+        self.features = features[: last + 1]
         for i, module in enumerate(self.features):
             if isinstance(module, nn.ReLU):
                 self.features[i] = nn.ReLU(inplace=False)

@@ -1,0 +1,199 @@
+"""Reading, checking, loading and writing checkpoint files.
+
+All loading goes through :func:`load_state_dict_checked`, which compares keys and shapes first
+and raises :class:`StateDictMismatchError` with a readable summary instead of PyTorch's wall of
+text. Files are read with ``torch.load(..., weights_only=True)`` unless the caller explicitly
+trusts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from faceprior.checkpoints.errors import CheckpointError, ChecksumError, StateDictMismatchError
+from faceprior.checkpoints.layouts import ExtractedStateDict, extract_state_dict, wrap_state_dict
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class StateDictDiff:
+    """Differences between the state dict a network expects and the one offered."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, Shape, Shape]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when keys and shapes match exactly."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self, max_items: int = 5) -> str:
+        """Multi-line summary listing the first ``max_items`` of each kind, with counts."""
+
+        def more(n: int) -> str:
+            return f", ... (+{n - max_items} more)" if n > max_items else ""
+
+        lines = []
+        if self.missing:
+            n = len(self.missing)
+            shown = ", ".join(self.missing[:max_items])
+            lines.append(f"{n} missing key(s) (in the network, not in the file): {shown}{more(n)}")
+        if self.unexpected:
+            n = len(self.unexpected)
+            shown = ", ".join(self.unexpected[:max_items])
+            lines.append(
+                f"{n} unexpected key(s) (in the file, not in the network): {shown}{more(n)}"
+            )
+        if self.mismatched:
+            n = len(self.mismatched)
+            shown = "; ".join(
+                f"{k}: file {list(got)} vs network {list(want)}"
+                for k, got, want in self.mismatched[:max_items]
+            )
+            lines.append(f"{n} shape mismatch(es): {shown}{more(n)}")
+        return "\n".join(lines) if lines else "keys and shapes match"
+
+
+def _shape(value: Tensor | Shape) -> Shape:
+    return tuple(value.shape) if isinstance(value, Tensor) else tuple(value)
+
+
+def diff_state_dict(
+    expected: Mapping[str, Tensor | Shape], actual: Mapping[str, Tensor | Shape]
+) -> StateDictDiff:
+    """Compare key sets and shapes (``expected`` = the network, ``actual`` = the file)."""
+    diff = StateDictDiff()
+    diff.missing = [k for k in expected if k not in actual]
+    diff.unexpected = [k for k in actual if k not in expected]
+    for k, want in expected.items():
+        if k in actual and _shape(actual[k]) != _shape(want):
+            diff.mismatched.append((k, _shape(actual[k]), _shape(want)))
+    return diff
+
+
+def _hint(state_dict: Mapping[str, Tensor]) -> str:
+    """Name the registry entries whose architecture the offered state dict fits, if any."""
+    from faceprior.checkpoints.registry import identify
+
+    matches = identify(state_dict)
+    if not matches:
+        return ""
+    names = ", ".join(f"'{spec.name}' = {spec.signature(kwargs)}" for spec, kwargs in matches)
+    return f"\nHint: the file fits the registered architecture of {names}."
+
+
+def load_state_dict_checked(
+    module: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    strict: bool = True,
+    source: str = "state dict",
+) -> None:
+    """``module.load_state_dict`` with a readable error on any key or shape mismatch.
+
+    Shape mismatches always raise (PyTorch cannot load them); missing/unexpected keys raise only
+    with ``strict``.
+    """
+    diff = diff_state_dict(module.state_dict(), state_dict)
+    if diff.mismatched or (strict and not diff.ok):
+        message = (
+            f"{source} does not fit {type(module).__name__}:\n{diff.summary()}{_hint(state_dict)}"
+        )
+        raise StateDictMismatchError(message, diff.missing, diff.unexpected, diff.mismatched)
+    module.load_state_dict(state_dict, strict=strict)
+
+
+def read_checkpoint(path: str | Path, trusted: bool = False) -> Any:
+    """``torch.load`` a file on the CPU; only tensors and plain containers unless ``trusted``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as exc:
+        if "global" not in str(exc):  # not a disallowed class: the bytes are not a checkpoint
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint") from exc
+        raise CheckpointError(
+            f"{path} contains Python objects beyond tensors and cannot be read safely. If you "
+            "trust its origin, read it with trusted=True (CLI: --trusted)."
+        ) from exc
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+
+
+def load_state_dict_file(
+    path: str | Path, key: str | None = None, trusted: bool = False
+) -> ExtractedStateDict:
+    """Read a checkpoint in any supported layout and return its network state dict."""
+    return extract_state_dict(read_checkpoint(path, trusted), key)
+
+
+def to_cpu_state_dict(source: nn.Module | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Detached, contiguous CPU copies of a module's (or a mapping's) tensors."""
+    sd = source.state_dict() if isinstance(source, nn.Module) else source
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
+
+
+def export_checkpoint(
+    source: nn.Module | Mapping[str, Tensor], path: str | Path, layout: str = "params_ema"
+) -> Path:
+    """Save a network (or state dict) in an official layout; returns the written path.
+
+    Use ``params_ema`` for GFP-GAN / StyleGAN2-prior style files, ``bare`` for GPEN-BFR / ArcFace
+    style files, ``g_ema`` for rosinality/GPEN training-style files.
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(wrap_state_dict(to_cpu_state_dict(source), layout), path)
+    return path
+
+
+def convert_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    layout: str,
+    key: str | None = None,
+    trusted: bool = False,
+) -> ExtractedStateDict:
+    """Rewrite a checkpoint's network state dict in another layout; returns what was read."""
+    extracted = load_state_dict_file(src, key=key, trusted=trusted)
+    export_checkpoint(extracted.state_dict, dst, layout)
+    return extracted
+
+
+def sha256sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> str:
+    """Return the file's SHA-256; raise :class:`ChecksumError` if it differs from ``expected``."""
+    actual = sha256sum(path)
+    if actual.lower() != expected.lower():
+        raise ChecksumError(f"SHA-256 mismatch for {path}: expected {expected}, got {actual}")
+    return actual
+
+
+def load_pretrained_decoder(decoder: nn.Module, path: str | Path) -> None:
+    """Load a StyleGAN2 prior into a GFP-GAN decoder (official ``decoder_load_path`` behaviour).
+
+    The official code reads ``['params_ema']``; other layouts are accepted as well. Keys and
+    shapes must match exactly.
+    """
+    extracted = load_state_dict_file(path)
+    load_state_dict_checked(
+        decoder, extracted.state_dict, strict=True, source=f"decoder_load_path {path}"
+    )
