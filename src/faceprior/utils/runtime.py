@@ -125,7 +125,7 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def read_checkpoint_field(path: str, key: str) -> Any:
+def read_checkpoint_field(path: str | Path, key: str) -> Any:
     """Read one top-level entry of a Lightning checkpoint without materialising the tensors."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     return ckpt.get(key)
