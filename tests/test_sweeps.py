@@ -93,7 +93,6 @@ def test_ddp_sim_two_processes(tmp_path: Path, data_root: Path) -> None:
             "trainer.max_steps=2",
             "logger=csv",
             "data.batch_size=4",
-            "test=false",
         ],
         tmp_path,
         data_root,
@@ -101,6 +100,12 @@ def test_ddp_sim_two_processes(tmp_path: Path, data_root: Path) -> None:
     assert "error" not in proc.stderr.lower()
     run = next((tmp_path / "logs" / "train" / "runs").iterdir())
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "| LQ input |" in (run / "results.md").read_text()
+    metrics_csv = next(run.glob("csv/version_*/metrics.csv")).read_text()
+    assert (
+        "train/loss" in metrics_csv.splitlines()[0]
+    )  # training rows survive the spawned test stage
+    assert "test/synthetic_test/psnr" in metrics_csv.splitlines()[0]
     hparams = yaml.safe_load(next(run.glob("csv/version_*/hparams.yaml")).read_text())
     assert hparams["data/world_size"] == 2
     assert hparams["data/batch_size_global"] == 4 and hparams["data/batch_size_per_device"] == 2
