@@ -171,3 +171,23 @@ def test_unfinished_resize_is_an_error() -> None:
 def test_bad_op_arguments(factory, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def test_blur_reference_size_scales_kernel_and_sigma() -> None:
+    x = torch.rand(2, 3, 64, 64)
+    scaled = RandomBlur(kernel_size=41, sigma_x=(4.0, 8.0), sigma_y=(4.0, 8.0), reference_size=512)
+    plain = RandomBlur(kernel_size=7, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0))
+    a, _, pa = Degradation({"blur": scaled})(x, [3, 4])
+    b, _, pb = Degradation({"blur": plain})(x, [3, 4])
+    # same draws (uniform in [lo, hi] maps linearly), recorded at the reference scale
+    assert torch.allclose(pa["blur.sigma_x"] / 8, pb["blur.sigma_x"])
+    assert torch.allclose(a, b, atol=1e-6)
+    full = RandomBlur(kernel_size=41, reference_size=512)
+    assert full.kernels(full_params(), full.scale_for(512)).shape[-1] == 41
+
+
+def full_params() -> dict[str, torch.Tensor]:
+    return {
+        k: torch.tensor([v])
+        for k, v in {"sigma_x": 2.0, "sigma_y": 1.0, "theta": 0.3, "kind": 1, "beta": 1.0}.items()
+    }

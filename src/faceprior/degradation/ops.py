@@ -97,6 +97,11 @@ class RandomBlur(DegradationOp):
     ``kernel_list``/``kernel_prob`` choose among :data:`KERNEL_TYPES`; isotropic kernels use
     ``sigma_y = sigma_x`` and no rotation. Generalized/plateau kernels draw their shape ``β`` half of
     the time below 1 and half above, within ``beta_gaussian``/``beta_plateau``.
+
+    ``reference_size``: when set, ``kernel_size`` and the sigmas are given for images of that side and
+    are scaled to the actual image side (e.g. the 512-px GFP-GAN ranges applied to 64-px faces blur
+    as much *relative to the face* as they do at 512). Sampled parameters are recorded at the
+    reference scale. ``None`` (default) uses the values as given, in pixels.
     """
 
     def __init__(
@@ -110,10 +115,14 @@ class RandomBlur(DegradationOp):
         beta_gaussian: Sequence[float] = (0.5, 4.0),
         beta_plateau: Sequence[float] = (1.0, 2.0),
         prob: float = 1.0,
+        reference_size: int | None = None,
     ) -> None:
         super().__init__()
         if int(kernel_size) % 2 != 1 or int(kernel_size) < 3:
             raise ValueError(f"kernel_size must be an odd integer >= 3, got {kernel_size}")
+        if reference_size is not None and int(reference_size) < 1:
+            raise ValueError(f"reference_size must be a positive image side, got {reference_size}")
+        self.reference_size = None if reference_size is None else int(reference_size)
         unknown = [k for k in kernel_list if k not in KERNEL_TYPES]
         if unknown:
             raise ValueError(
@@ -158,14 +167,29 @@ class RandomBlur(DegradationOp):
             "beta": beta,
         }
 
-    def kernels(self, p: dict[str, Tensor]) -> Tensor:
-        """The ``(B, k, k)`` kernels for sampled parameters ``p``."""
+    def scale_for(self, side: int) -> float:
+        """Factor from the reference scale to an image of ``side`` pixels (1 without a reference)."""
+        return 1.0 if self.reference_size is None else side / self.reference_size
+
+    def kernels(self, p: dict[str, Tensor], scale: float = 1.0) -> Tensor:
+        """The ``(B, k, k)`` kernels for sampled parameters ``p``, spatially scaled by ``scale``."""
+        half = (
+            max(1, math.ceil((self.kernel_size // 2) * scale))
+            if scale != 1.0
+            else self.kernel_size // 2
+        )
         return bivariate_kernels(
-            self.kernel_size, p["sigma_x"], p["sigma_y"], p["theta"], p["kind"].long(), p["beta"]
+            2 * half + 1,
+            p["sigma_x"] * scale,
+            p["sigma_y"] * scale,
+            p["theta"],
+            p["kind"].long(),
+            p["beta"],
         )
 
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
-        blurred = filter2d_fft(x, self.kernels(p).to(x.device))
+        scale = self.scale_for(min(x.shape[-2:]))
+        blurred = filter2d_fft(x, self.kernels(p, scale).to(x.device))
         keep = p["applied"].to(x.device).view(-1, 1, 1, 1) > 0
         return torch.where(keep, blurred, x)
 

@@ -39,6 +39,8 @@ class RestorationModule(pl.LightningModule):
         scheduler: optional partially applied LR scheduler, stepped every optimizer step.
         metrics: ``name -> Metric`` used for validation and every test benchmark.
         compile_net: wrap ``net`` with ``torch.compile`` in ``setup``.
+        channels_last: keep the network and loss networks in channels-last memory format (about 2x
+            faster convolutions on CPUs and tensor cores; pair with ``data.channels_last=true``).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class RestorationModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         metrics: Mapping[str, Metric] | None = None,
         compile_net: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -62,6 +65,9 @@ class RestorationModule(pl.LightningModule):
         self.val_metrics = StageMetrics(self.metric_specs, "val", [""])
         self.test_metrics: StageMetrics | None = None
         self.compile_net = compile_net
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+            self.loss.to(memory_format=torch.channels_last)
         self.val_preview: dict[str, Tensor] | None = None
 
     def setup(self, stage: str) -> None:
