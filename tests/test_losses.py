@@ -93,3 +93,12 @@ def test_unet_shapes_and_residual() -> None:
     assert torch.equal(net(x), x)  # zero residual -> identity
     with pytest.raises(ValueError, match="divisible"):
         net(torch.rand(1, 3, 30, 30))
+
+
+def test_unet_group_norm_option() -> None:
+    net = UNet(base_channels=8, channel_mults=(1, 2), norm="group")
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 2 * 4  # two per ConvBlock: 2 down levels, mid, 1 up level
+    assert net(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="norm"):
+        UNet(norm="batch")

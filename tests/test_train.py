@@ -103,3 +103,19 @@ def test_resume_restores_model_optimizer_and_iteration(make_cfg, tmp_path: Path)
     )
     assert second["global_step"] == 6
     assert second["wandb_run_id"] == first["wandb_run_id"]
+
+
+def test_ema_weights_are_trained_saved_and_used_for_eval(make_cfg) -> None:
+    cfg = make_cfg(
+        ["experiment=quickstart", "logger=csv", "model/ema=default", "model.ema.half_life_images=8"]
+    )
+    _, objects = train(cfg)
+    model = objects["model"]
+    assert model.ema is not None and model.eval_net is model.ema.shadow
+    assert int(model.ema.images_seen) == 4 * 4  # 4 steps x batch 4
+    live = dict(model.net.named_parameters())
+    diffs = [(p - live[n]).abs().max().item() for n, p in model.ema.shadow.named_parameters()]
+    assert max(diffs) > 0  # the average trails the live weights
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert any(k.startswith("ema.shadow.") for k in ckpt["state_dict"])
+    assert int(ckpt["state_dict"]["ema.images_seen"]) == 16

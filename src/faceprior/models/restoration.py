@@ -13,6 +13,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import Metric
 
 from faceprior.losses import WeightedLoss
+from faceprior.models.ema import EMA
 from faceprior.models.evaluation import StageMetrics
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -41,6 +42,8 @@ class RestorationModule(pl.LightningModule):
         compile_net: wrap ``net`` with ``torch.compile`` in ``setup``.
         channels_last: keep the network and loss networks in channels-last memory format (about 2x
             faster convolutions on CPUs and tensor cores; pair with ``data.channels_last=true``).
+        ema: optional :class:`EMA` of ``net``; when given, validation and test use the averaged
+            weights.
     """
 
     def __init__(
@@ -52,10 +55,11 @@ class RestorationModule(pl.LightningModule):
         metrics: Mapping[str, Metric] | None = None,
         compile_net: bool = False,
         channels_last: bool = False,
+        ema: EMA | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
-            logger=False, ignore=["net", "loss", "metrics", "optimizer", "scheduler"]
+            logger=False, ignore=["net", "loss", "metrics", "optimizer", "scheduler", "ema"]
         )
         self.net = net
         self.loss = loss
@@ -68,6 +72,7 @@ class RestorationModule(pl.LightningModule):
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
+        self.ema = ema.attach(self.net) if ema is not None else None
         self.val_preview: dict[str, Tensor] | None = None
 
     def setup(self, stage: str) -> None:
@@ -78,9 +83,16 @@ class RestorationModule(pl.LightningModule):
         if self.compile_net and stage == "fit":
             self.net = torch.compile(self.net)  # type: ignore[assignment]
 
+    @property
+    def eval_net(self) -> nn.Module:
+        """The network used for evaluation and export: the EMA copy when there is one."""
+        if self.ema is not None and self.ema.shadow is not None:
+            return self.ema.shadow
+        return self.net
+
     def forward(self, lq: Tensor) -> Tensor:
-        """Restore ``lq`` in [0, 1]; returns [0, 1] (clamped)."""
-        return to_image_range(self.net(to_model_range(lq)))
+        """Restore ``lq`` in [0, 1] with :attr:`eval_net`; returns [0, 1] (clamped)."""
+        return to_image_range(self.eval_net(to_model_range(lq)))
 
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -90,6 +102,10 @@ class RestorationModule(pl.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         return total
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net, images=batch["lq"].shape[0] * self.trainer.world_size)
 
     # -- evaluation ------------------------------------------------------------------------------
     def _evaluate(self, metrics: StageMetrics, batch: dict[str, Any], bench: str) -> Tensor:

@@ -8,13 +8,23 @@ import torch
 from torch import Tensor, nn
 
 
-class ConvBlock(nn.Module):
-    """Two 3x3 convolutions with LeakyReLU and a residual connection."""
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "group":
+        return nn.GroupNorm(max(1, min(8, channels // 4)), channels)
+    raise ValueError(f"norm must be 'none' or 'group', got {kind!r}")
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+
+class ConvBlock(nn.Module):
+    """Two 3x3 convolutions with LeakyReLU, optional GroupNorm and a residual connection."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "none") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm1 = _norm(norm, out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.norm2 = _norm(norm, out_channels)
         self.act = nn.LeakyReLU(0.2, inplace=True)
         self.skip = (
             nn.Identity()
@@ -23,8 +33,8 @@ class ConvBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.act(self.conv1(x))
-        h = self.conv2(h)
+        h = self.act(self.norm1(self.conv1(x)))
+        h = self.norm2(self.conv2(h))
         return self.act(h + self.skip(x))
 
 
@@ -41,6 +51,8 @@ class UNet(nn.Module):
         channel_mults: channel multiplier per level; the number of levels is its length.
         blocks_per_level: residual conv blocks per level on each side.
         global_residual: add the input to the output (requires ``in_channels == out_channels``).
+        norm: ``none`` or ``group`` (GroupNorm after each convolution of a block; steadier training
+            at high learning rates).
     """
 
     def __init__(
@@ -51,6 +63,7 @@ class UNet(nn.Module):
         channel_mults: Sequence[int] = (1, 2, 4, 8),
         blocks_per_level: int = 1,
         global_residual: bool = True,
+        norm: str = "none",
     ) -> None:
         super().__init__()
         if global_residual and in_channels != out_channels:
@@ -65,11 +78,11 @@ class UNet(nn.Module):
         self.downsamples = nn.ModuleList()
         for i, c in enumerate(chans):
             self.down_blocks.append(
-                nn.Sequential(*[ConvBlock(c, c) for _ in range(blocks_per_level)])
+                nn.Sequential(*[ConvBlock(c, c, norm) for _ in range(blocks_per_level)])
             )
             if i + 1 < len(chans):
                 self.downsamples.append(nn.Conv2d(c, chans[i + 1], 3, stride=2, padding=1))
-        self.mid = ConvBlock(chans[-1], chans[-1])
+        self.mid = ConvBlock(chans[-1], chans[-1], norm)
         self.upsamples = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for i in range(len(chans) - 1, 0, -1):
@@ -79,8 +92,10 @@ class UNet(nn.Module):
                     nn.Conv2d(chans[i], chans[i - 1], 3, padding=1),
                 )
             )
-            blocks = [ConvBlock(2 * chans[i - 1], chans[i - 1])]
-            blocks += [ConvBlock(chans[i - 1], chans[i - 1]) for _ in range(blocks_per_level - 1)]
+            blocks = [ConvBlock(2 * chans[i - 1], chans[i - 1], norm)]
+            blocks += [
+                ConvBlock(chans[i - 1], chans[i - 1], norm) for _ in range(blocks_per_level - 1)
+            ]
             self.up_blocks.append(nn.Sequential(*blocks))
         self.tail = nn.Conv2d(chans[0], out_channels, 3, padding=1)
 
