@@ -19,7 +19,9 @@ def _run(
     args: list[str], cwd: Path, data_root: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", FACEPRIOR_ROOT=str(cwd))
-    cmd = [str(BIN / "faceprior-train"), *TINY, f"paths.data_dir={data_root}", *args]
+    flags = [a for a in args if a.startswith("-")]  # Hydra flags (-m) before the overrides
+    overrides = [a for a in args if not a.startswith("-")]
+    cmd = [str(BIN / "faceprior-train"), *flags, *TINY, f"paths.data_dir={data_root}", *overrides]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
