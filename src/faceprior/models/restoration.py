@@ -74,6 +74,7 @@ class RestorationModule(pl.LightningModule):
             self.loss.to(memory_format=torch.channels_last)
         self.ema = ema.attach(self.net) if ema is not None else None
         self.val_preview: dict[str, Tensor] | None = None
+        self._images_per_step = 0
 
     def setup(self, stage: str) -> None:
         if stage == "test" and self.test_metrics is None:
@@ -103,9 +104,14 @@ class RestorationModule(pl.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         return total
 
-    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Step, then update the EMA, before any callback (e.g. a checkpoint) sees the weights."""
+        super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
-            self.ema.update(self.net, images=batch["lq"].shape[0] * self.trainer.world_size)
+            self.ema.update(self.net, images=self._images_per_step)
+
+    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._images_per_step = batch["lq"].shape[0] * self.trainer.world_size
 
     # -- evaluation ------------------------------------------------------------------------------
     def _evaluate(self, metrics: StageMetrics, batch: dict[str, Any], bench: str) -> Tensor:
