@@ -191,3 +191,17 @@ def full_params() -> dict[str, torch.Tensor]:
         k: torch.tensor([v])
         for k, v in {"sigma_x": 2.0, "sigma_y": 1.0, "theta": 0.3, "kind": 1, "beta": 1.0}.items()
     }
+
+
+def test_opencv_reference_pipeline_is_seeded_and_quantised() -> None:
+    from faceprior.degradation.opencv_reference import bivariate_gaussian, gfpgan_v1_degrade
+
+    img = np.random.default_rng(0).random((48, 48, 3), dtype=np.float32)
+    a = gfpgan_v1_degrade(img, np.random.default_rng(5))
+    b = gfpgan_v1_degrade(img, np.random.default_rng(5))
+    assert a.shape == img.shape and np.array_equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1 and np.allclose(a * 255, np.round(a * 255), atol=1e-4)
+    ours = bivariate_kernels(
+        41, *(torch.tensor([v], dtype=torch.float64) for v in (3.0, 1.5, 0.4)), torch.tensor([1])
+    )[0].numpy()
+    np.testing.assert_allclose(ours, bivariate_gaussian(41, 3.0, 1.5, 0.4), atol=1e-12)
