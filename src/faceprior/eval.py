@@ -8,22 +8,14 @@ Example::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from faceprior.train import build_datamodule
+from faceprior.train import build_run
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
-from faceprior.utils.runtime import (
-    instantiate_callbacks,
-    instantiate_loggers,
-    print_config,
-    resolve_checkpoint,
-    task_wrapper,
-)
+from faceprior.utils.runtime import resolve_checkpoint, task_wrapper
 
 log = logging.getLogger("faceprior")
 
@@ -36,19 +28,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     ckpt_path = resolve_checkpoint(cfg)
     if ckpt_path is None:
         raise ValueError("faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest)")
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
-    if cfg.extras.get("print_config"):
-        print_config(cfg, Path(cfg.paths.output_dir) / "config_tree.yaml")
-    datamodule = build_datamodule(cfg)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
-    )
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
-    return dict(trainer.callback_metrics), {"cfg": cfg, "model": model, "trainer": trainer}
+    run = build_run(cfg)
+    run["trainer"].test(model=run["model"], datamodule=run["datamodule"], ckpt_path=ckpt_path)
+    return dict(run["trainer"].callback_metrics), run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")

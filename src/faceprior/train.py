@@ -40,16 +40,15 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     return hydra.utils.instantiate(cfg.data, degradation=degradation, benchmarks=benchmarks)
 
 
-@task_wrapper
-def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit and test according to ``cfg``; returns ``(metrics, objects)``."""
+def build_run(cfg: DictConfig) -> dict[str, Any]:
+    """Seed, print the config, and build datamodule, model, callbacks, loggers and trainer.
+
+    Shared by ``faceprior-train`` and ``faceprior-eval`` so both apps wire a run identically.
+    """
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.extras.get("print_config"):
         print_config(cfg, Path(cfg.paths.output_dir) / "config_tree.yaml")
-    ckpt_path = resolve_checkpoint(cfg)
-    resume_wandb_run(cfg, ckpt_path)
-
     datamodule = build_datamodule(cfg)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
@@ -60,6 +59,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for lg in loggers:
         lg.log_hyperparams(hparams)  # type: ignore[arg-type]
+    return {"cfg": cfg, "model": model, "trainer": trainer, "datamodule": datamodule}
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit and test according to ``cfg``; returns ``(metrics, objects)``."""
+    ckpt_path = resolve_checkpoint(cfg)
+    resume_wandb_run(cfg, ckpt_path)
+    run = build_run(cfg)
+    model, trainer, datamodule = run["model"], run["trainer"], run["datamodule"]
 
     if cfg.get("train", True):
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -71,7 +80,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             log.warning("no best checkpoint (checkpointing disabled?): testing the current weights")
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best)
         metrics.update(trainer.callback_metrics)
-    return metrics, {"cfg": cfg, "model": model, "trainer": trainer, "datamodule": datamodule}
+    return metrics, run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -224,10 +224,7 @@ class FaceDataModule(pl.LightningDataModule):
                 f"number of devices ({world})"
             )
         self.batch_size_per_device = self.batch_size // world
-        if self._generator is None:
-            self._generator = torch.Generator().manual_seed(self.seed + 7919 * rank)
-            if self._pending_state is not None:
-                self._generator.set_state(self._pending_state)
+        self._ensure_generator(rank)
         if stage in (None, "fit") and self.data_train is None:
             source = open_source(self.train_root)
             self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
@@ -297,9 +294,16 @@ class FaceDataModule(pl.LightningDataModule):
 
     def train_seeds(self, count: int) -> list[int]:
         """Seeds for a training batch, from the checkpointed generator."""
+        generator = self._ensure_generator(self._world_size()[1])
+        return torch.randint(0, 2**62, (count,), generator=generator).tolist()
+
+    def _ensure_generator(self, rank: int) -> torch.Generator:
+        """The training-seed generator: seeded by ``seed`` and the rank, or restored from a checkpoint."""
         if self._generator is None:
-            self._generator = torch.Generator().manual_seed(self.seed)
-        return torch.randint(0, 2**62, (count,), generator=self._generator).tolist()
+            self._generator = torch.Generator().manual_seed(self.seed + 7919 * rank)
+            if self._pending_state is not None:
+                self._generator.set_state(self._pending_state)
+        return self._generator
 
     def degrade_batch(self, batch: dict[str, Any], seeds: list[int] | None) -> dict[str, Any]:
         """Turn a uint8 batch into ``{lq, gt, params, ...}`` floats on the batch's device."""
