@@ -1,4 +1,4 @@
-"""``faceprior-weights``: list, verify, convert and download official checkpoints.
+"""``faceprior-weights``: list, verify, convert, export and download checkpoints.
 
 Exit status: 0 success, 1 verification/download failure, 2 bad usage or unreadable file.
 """
@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from faceprior.checkpoints.errors import CheckpointError, DownloadError
-from faceprior.checkpoints.io import convert_checkpoint, diff_state_dict, load_state_dict_file
+from faceprior.checkpoints.io import (
+    convert_checkpoint,
+    diff_state_dict,
+    export_training_checkpoint,
+    load_state_dict_file,
+)
 from faceprior.checkpoints.io import sha256sum as file_sha256
 from faceprior.checkpoints.layouts import LAYOUTS, ExtractedStateDict
 from faceprior.checkpoints.registry import (
@@ -100,6 +105,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    path, counts = export_training_checkpoint(args.ckpt, args.dst, trusted=args.trusted)
+    print(
+        f"exported {args.ckpt} -> {path} [params: {counts['params']} tensors, "
+        f"params_ema: {counts['params_ema']} tensors]"
+    )
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     path = download_weights(args.name, args.dir, timeout=args.timeout)
     print(f"downloaded '{args.name}' to {path}")
@@ -134,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="take the state dict from this top-level key")
     p.add_argument("--trusted", action="store_true", help="allow arbitrary pickled objects")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "export",
+        help="write a training checkpoint's generator as an official params/params_ema file",
+    )
+    p.add_argument("ckpt", help="faceprior Lightning checkpoint (.ckpt)")
+    p.add_argument("dst", help="output .pth")
+    p.add_argument("--trusted", action="store_true", help="allow arbitrary pickled objects")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("download", help="fetch a file from its official URL (needs network)")
     p.add_argument("name")

@@ -170,6 +170,48 @@ def convert_checkpoint(
     return extracted
 
 
+#: Where the trained and the averaged network live in our LightningModules' state dicts.
+TRAINED_PREFIXES = ("net_g", "net")
+EMA_PREFIX = "ema.shadow"
+
+
+def _sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    head = prefix + "."
+    return {k[len(head) :]: v for k, v in state_dict.items() if k.startswith(head)}
+
+
+def export_training_checkpoint(
+    src: str | Path, dst: str | Path, trusted: bool = False
+) -> tuple[Path, dict[str, int]]:
+    """Write the generator of a faceprior training checkpoint as an official GFP-GAN file.
+
+    The output holds ``params`` (trained weights) and ``params_ema`` (the EMA copy, or the trained
+    weights again when the run had no EMA) with the official key names, so the official inference
+    and :func:`load_state_dict_file` read it. Returns the path and the tensor count of each entry.
+    """
+    ckpt = read_checkpoint(src, trusted)
+    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{src} is not a Lightning checkpoint (no 'state_dict' entry)")
+    params: dict[str, Tensor] = {}
+    for prefix in TRAINED_PREFIXES:
+        params = _sub_state_dict(state, prefix)
+        if params:
+            break
+    if not params:
+        heads = sorted({k.split(".", 1)[0] for k in state})
+        raise CheckpointError(
+            f"{src}: no generator weights under {TRAINED_PREFIXES} (top-level modules: {heads})"
+        )
+    params_ema = _sub_state_dict(state, EMA_PREFIX) or params
+    out = Path(dst).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}, out
+    )
+    return out, {"params": len(params), "params_ema": len(params_ema)}
+
+
 def sha256sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file."""
     digest = hashlib.sha256()

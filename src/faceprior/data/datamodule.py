@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from faceprior.data.dataset import ComponentBoxes, FaceDataset, LQOnlyDataset
 from faceprior.data.io import BadImageError
+from faceprior.data.sampler import SeededSampler
 from faceprior.data.sources import FolderSource, LMDBSource, open_source
 from faceprior.data.synthetic import synthetic_split_complete, write_synthetic_split
 from faceprior.degradation import Degradation
@@ -203,6 +204,10 @@ class FaceDataModule(pl.LightningDataModule):
         self.data_test: list[Dataset[dict[str, object]]] = []
         self._generator: torch.Generator | None = None
         self._pending_state: Tensor | None = None
+        # training position, for resuming mid-epoch: (epoch, batches consumed in it)
+        self._epoch = 0
+        self._consumed = 0
+        self._resume_skip: tuple[int, int] | None = None
 
     # -- preparation -----------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -276,7 +281,28 @@ class FaceDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader[Any]:
         if self.data_train is None:
             raise RuntimeError("call setup('fit') before train_dataloader()")
-        return self._loader(self.data_train, self.batch_size_per_device, shuffle=True)
+        world, rank = self._world_size()
+        sampler = SeededSampler(
+            self.data_train,  # type: ignore[arg-type]
+            self.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+        if self._resume_skip is not None:
+            epoch, batches = self._resume_skip
+            sampler.set_epoch(epoch)
+            sampler.skip_next(batches * self.batch_size_per_device)
+            self._resume_skip = None
+        return DataLoader(
+            self.data_train,
+            batch_size=self.batch_size_per_device,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor,
+        )
 
     def val_dataloader(self) -> DataLoader[Any] | list[DataLoader[Any]]:
         if self.data_val is None:
@@ -333,6 +359,9 @@ class FaceDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         trainer = self.trainer
         if trainer is not None and trainer.training:
+            if trainer.current_epoch != self._epoch:
+                self._epoch, self._consumed = trainer.current_epoch, 0
+            self._consumed += 1
             return self.degrade_batch(batch, self.train_seeds(len(batch["index"])))
         if trainer is not None and trainer.testing:
             bench = list(self.benchmarks.values())[dataloader_idx]
@@ -345,13 +374,21 @@ class FaceDataModule(pl.LightningDataModule):
 
     # -- checkpointing ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"skipped_in_batches": self.skipped_in_batches}
+        state: dict[str, Any] = {
+            "skipped_in_batches": self.skipped_in_batches,
+            "epoch": self._epoch,
+            "consumed_batches": self._consumed,
+        }
         if self._generator is not None:
             state["generator"] = self._generator.get_state()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.skipped_in_batches = int(state_dict.get("skipped_in_batches", 0))
+        if "consumed_batches" in state_dict:
+            self._epoch = int(state_dict["epoch"])
+            self._consumed = int(state_dict["consumed_batches"])
+            self._resume_skip = (self._epoch, self._consumed)
         gen_state = state_dict.get("generator")
         if gen_state is not None:
             if self._generator is None:

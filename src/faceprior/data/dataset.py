@@ -146,7 +146,10 @@ class FaceDataset(Dataset[dict[str, object]]):
                 skipped += 1
         raise RuntimeError(f"no readable image in '{self.source.root}'")
 
-    def __getitem__(self, index: int) -> dict[str, object]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
+        """Item ``key``: an index, or ``(index, seed)`` from :class:`SeededSampler` (the seed then
+        decides this item's flip/crop, independently of workers and of the process RNG)."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         img, used, skipped = self._load(index)
         img, scale, (x0, y0) = to_square(img, self.size)
         item: dict[str, object] = {"index": index, "skipped": skipped}
@@ -161,8 +164,9 @@ class FaceDataset(Dataset[dict[str, object]]):
             lq = self.lq_source.read(self._lq_index[self.source.name(used)])
             extra["lq"] = to_square(lq, self.size)[0]
         if self.transform is not None:
-            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-            self.transform.set_random_seed(seed)
+            if seed is None:
+                seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+            self.transform.set_random_seed(seed % 2**32)
             out = self.transform(image=img)
             img = out["image"]
             for name, params in out["applied_transforms"]:

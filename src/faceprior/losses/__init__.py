@@ -1,7 +1,33 @@
 """Losses as small modules combined by a weighted mapping."""
 
+from faceprior.losses.gan import (
+    Adversarial,
+    ComponentAdversarial,
+    ComponentStyle,
+    ContextTerm,
+    GeneratorContext,
+    ImagePyramid,
+    gan_loss,
+    r1_penalty,
+)
+from faceprior.losses.identity import Identity, gray_for_identity
 from faceprior.losses.perceptual import PerceptualLoss, gram_matrix
 from faceprior.losses.pixel import PixelLoss
 from faceprior.losses.weighted import WeightedLoss
 
-__all__ = ["PerceptualLoss", "PixelLoss", "WeightedLoss", "gram_matrix"]
+__all__ = [
+    "Adversarial",
+    "ComponentAdversarial",
+    "ComponentStyle",
+    "ContextTerm",
+    "GeneratorContext",
+    "Identity",
+    "ImagePyramid",
+    "PerceptualLoss",
+    "PixelLoss",
+    "WeightedLoss",
+    "gan_loss",
+    "gram_matrix",
+    "gray_for_identity",
+    "r1_penalty",
+]

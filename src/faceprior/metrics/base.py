@@ -76,6 +76,8 @@ class PerImageMeanMetric(Metric):
             "total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
         )
         self.add_state("count", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        #: the per-image values of the latest ``update`` (not a synchronised state)
+        self.last_values: Tensor | None = None
 
     @property
     def metric_name(self) -> str:
@@ -89,6 +91,7 @@ class PerImageMeanMetric(Metric):
     def update(self, preds: Tensor, target: Tensor | None = None) -> None:
         """Accumulate the per-image values of a batch (see :meth:`per_image` for the inputs)."""
         values = self.per_image(preds, target).to(self.total.device, torch.float64)
+        self.last_values = values.detach()
         self.total += values.sum()
         self.count += values.numel()
 

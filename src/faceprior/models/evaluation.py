@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from faceprior.metrics.base import PerImageMeanMetric
+
 
 def needs_reference(metric: Metric) -> bool:
     """Full-reference metrics compare with ground truth; no-reference ones (NIQE) declare otherwise."""
@@ -23,10 +25,17 @@ class StageMetrics(nn.Module):
     """Metric clones for one stage: the restored output and the LQ input, per benchmark name."""
 
     def __init__(
-        self, metrics: Mapping[str, Metric], prefix: str, benchmarks: Iterable[str]
+        self,
+        metrics: Mapping[str, Metric],
+        prefix: str,
+        benchmarks: Iterable[str],
+        record_per_image: bool = False,
     ) -> None:
         super().__init__()
         self.prefix = prefix
+        self.record_per_image = record_per_image
+        #: per-image values (``benchmark``, ``index`` and one column per per-image metric)
+        self.rows: list[dict[str, float | int | str]] = []
         self.groups = nn.ModuleDict()
         self.names: dict[str, str] = {}
         for bench in benchmarks:
@@ -41,15 +50,42 @@ class StageMetrics(nn.Module):
         assert isinstance(group, nn.ModuleDict)
         return [(name, m) for name, m in group.items() if isinstance(m, Metric)]
 
-    def update(self, bench: str, pred: Tensor, lq: Tensor, gt: Tensor | None) -> None:
-        """Update with images in [0, 1]; full-reference metrics are skipped when ``gt`` is None."""
+    def update(
+        self,
+        bench: str,
+        pred: Tensor,
+        lq: Tensor,
+        gt: Tensor | None,
+        indices: Tensor | None = None,
+    ) -> None:
+        """Update with images in [0, 1]; full-reference metrics are skipped when ``gt`` is None.
+
+        With ``record_per_image``, per-image metrics also append one row per image to :attr:`rows`
+        (computed once: the same values feed the running mean).
+        """
+        columns: dict[str, Tensor] = {}
         for kind, image in (("restored", pred), ("lq", lq)):
-            for _, metric in self._metrics(f"{bench or '_'}:{kind}"):
-                if needs_reference(metric):
-                    if gt is not None:
-                        metric.update(image, gt)
+            tag = "" if kind == "restored" else "lq_"
+            for name, metric in self._metrics(f"{bench or '_'}:{kind}"):
+                if needs_reference(metric) and gt is None:
+                    continue
+                target = gt if needs_reference(metric) else None
+                if target is not None:
+                    metric.update(image, target)
                 else:
                     metric.update(image)
+                last = getattr(metric, "last_values", None) if self.record_per_image else None
+                if isinstance(metric, PerImageMeanMetric) and last is not None:
+                    columns[f"{tag}{name}"] = last.cpu()
+        if columns:
+            idx = indices.tolist() if indices is not None else list(range(pred.shape[0]))
+            for i, index in enumerate(idx):
+                row: dict[str, float | int | str] = {
+                    "benchmark": bench or "val",
+                    "index": int(index),
+                }
+                row.update({k: float(v[i]) for k, v in columns.items()})
+                self.rows.append(row)
 
     def compute(self) -> dict[str, Tensor]:
         """Every metric value that received data, keyed with its full name."""
@@ -61,6 +97,7 @@ class StageMetrics(nn.Module):
         return out
 
     def reset(self) -> None:
+        self.rows = []
         for key in self.groups:
             for _, metric in self._metrics(key):
                 metric.reset()

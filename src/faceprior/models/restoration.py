@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -13,24 +12,14 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import Metric
 
 from faceprior.losses import WeightedLoss
+from faceprior.models.base import RestorerBase, to_model_range
 from faceprior.models.ema import EMA
-from faceprior.models.evaluation import StageMetrics
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
 
-def to_model_range(x: Tensor) -> Tensor:
-    """[0, 1] images (data) -> [-1, 1] (networks)."""
-    return x * 2.0 - 1.0
-
-
-def to_image_range(x: Tensor) -> Tensor:
-    """[-1, 1] network output -> [0, 1], clamped."""
-    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
-class RestorationModule(pl.LightningModule):
+class RestorationModule(RestorerBase):
     """Train ``net`` (LQ -> restored, both in [-1, 1]) with a :class:`WeightedLoss`.
 
     Args:
@@ -57,7 +46,7 @@ class RestorationModule(pl.LightningModule):
         channels_last: bool = False,
         ema: EMA | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(metrics)
         self.save_hyperparameters(
             logger=False, ignore=["net", "loss", "metrics", "optimizer", "scheduler", "ema"]
         )
@@ -65,22 +54,15 @@ class RestorationModule(pl.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.metric_specs = dict(metrics or {})
-        self.val_metrics = StageMetrics(self.metric_specs, "val", [""])
-        self.test_metrics: StageMetrics | None = None
         self.compile_net = compile_net
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
         self.ema = ema.attach(self.net) if ema is not None else None
-        self.val_preview: dict[str, Tensor] | None = None
         self._images_per_step = 0
 
     def setup(self, stage: str) -> None:
-        if stage == "test" and self.test_metrics is None:
-            dm = getattr(self.trainer, "datamodule", None)
-            names = list(getattr(dm, "benchmarks", {}) or {}) or ["test"]
-            self.test_metrics = StageMetrics(self.metric_specs, "test", names)
+        super().setup(stage)
         if self.compile_net and stage == "fit":
             self.net = torch.compile(self.net)  # type: ignore[assignment]
 
@@ -91,9 +73,10 @@ class RestorationModule(pl.LightningModule):
             return self.ema.shadow
         return self.net
 
-    def forward(self, lq: Tensor) -> Tensor:
-        """Restore ``lq`` in [0, 1] with :attr:`eval_net`; returns [0, 1] (clamped)."""
-        return to_image_range(self.eval_net(to_model_range(lq)))
+    def restore(self, lq: Tensor) -> Tensor:
+        """Restore ``lq`` in [-1, 1] with :attr:`eval_net`."""
+        out: Tensor = self.eval_net(lq)
+        return out
 
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -112,32 +95,6 @@ class RestorationModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._images_per_step = batch["lq"].shape[0] * self.trainer.world_size
-
-    # -- evaluation ------------------------------------------------------------------------------
-    def _evaluate(self, metrics: StageMetrics, batch: dict[str, Any], bench: str) -> Tensor:
-        pred = self(batch["lq"])
-        metrics.update(bench, pred, batch["lq"], batch.get("gt"))
-        return pred
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        pred = self._evaluate(self.val_metrics, batch, "")
-        if batch_idx == 0:
-            self.val_preview = {"lq": batch["lq"][:8], "pred": pred[:8]}
-            if "gt" in batch:
-                self.val_preview["gt"] = batch["gt"][:8]
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), sync_dist=False)
-        self.val_metrics.reset()
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        assert self.test_metrics is not None
-        self._evaluate(self.test_metrics, batch, str(batch.get("benchmark", "test")))
-
-    def on_test_epoch_end(self) -> None:
-        assert self.test_metrics is not None
-        self.log_dict(self.test_metrics.compute(), sync_dist=False, add_dataloader_idx=False)
-        self.test_metrics.reset()
 
     # -- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

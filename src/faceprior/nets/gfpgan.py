@@ -76,6 +76,14 @@ class _GFPGANBase(nn.Module):
         if decoder_load_path:
             from faceprior.checkpoints.io import load_pretrained_decoder
 
+            if not Path(decoder_load_path).expanduser().is_file():
+                raise FileNotFoundError(
+                    f"decoder_load_path '{decoder_load_path}' does not exist: it must be a StyleGAN2 "
+                    "prior in the official params_ema layout (for GFPGANv1: "
+                    "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth from the GFP-GAN v0.1.0 "
+                    "release; `faceprior-weights list` shows the URL)"
+                )
+
             load_pretrained_decoder(self.stylegan_decoder, decoder_load_path)
         if fix_decoder:
             for param in self.stylegan_decoder.parameters():

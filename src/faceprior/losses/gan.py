@@ -1,0 +1,193 @@
+"""Adversarial criteria, the R1 penalty, and the generator-side GAN terms of GFP-GAN.
+
+Generator terms here take a :class:`GeneratorContext` (the restored image, the ground truth, the
+discriminators, the eye/mouth crops and the iteration) and return an already-weighted loss, so a
+LightningModule can sum a config-defined mapping of them without knowing what each one needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from faceprior.losses.perceptual import gram_matrix
+
+CRITERIA = ("wgan_softplus", "vanilla", "hinge")
+
+
+def gan_loss(
+    logits: Tensor, target_is_real: bool, criterion: str, for_discriminator: bool
+) -> Tensor:
+    """Mean adversarial loss of ``logits`` against a real/fake target.
+
+    ``wgan_softplus``: ``softplus(-x)`` for real, ``softplus(x)`` for fake (the logistic loss of
+    StyleGAN2); ``vanilla``: binary cross-entropy with logits; ``hinge``: ``relu(1 ∓ x)`` for the
+    discriminator and ``-x`` for the generator.
+    """
+    if criterion == "wgan_softplus":
+        return F.softplus(-logits).mean() if target_is_real else F.softplus(logits).mean()
+    if criterion == "vanilla":
+        target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if criterion == "hinge":
+        if not for_discriminator:
+            return -logits.mean()
+        return F.relu(1 - logits).mean() if target_is_real else F.relu(1 + logits).mean()
+    raise ValueError(f"GAN criterion must be one of {CRITERIA}, got {criterion!r}")
+
+
+def check_criterion(name: str, value: str) -> str:
+    if value not in CRITERIA:
+        raise ValueError(f"{name} must be one of {CRITERIA}, got {value!r}")
+    return value
+
+
+def r1_penalty(real_logits: Tensor, real_images: Tensor) -> Tensor:
+    """``mean_b Σ (∂ΣD(x)/∂x)²`` on real images (``real_images`` must require grad), in float32."""
+    (grad,) = torch.autograd.grad(
+        outputs=real_logits.float().sum(), inputs=real_images, create_graph=True
+    )
+    return grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+
+
+@dataclass
+class GeneratorContext:
+    """What the generator terms of one iteration may look at.
+
+    ``crops`` maps a component name to ``(restored_crop, gt_crop)``. ``run_component`` runs a
+    component discriminator once per iteration and input and caches ``(logits, features)``.
+    """
+
+    output: Tensor
+    gt: Tensor
+    out_rgbs: Sequence[Tensor]
+    iteration: int
+    net_d: Callable[[Tensor], Tensor] | None = None
+    component_ds: Mapping[str, nn.Module] = field(default_factory=dict)
+    crops: Mapping[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], tuple[Tensor, list[Tensor]]] = field(default_factory=dict)
+
+    def run_component(self, name: str, which: str) -> tuple[Tensor, list[Tensor]]:
+        """``(logits, [conv3, conv5] features)`` of component ``name`` on the ``fake``/``real`` crop."""
+        key = (name, which)
+        if key not in self._cache:
+            fake, real = self.crops[name]
+            logits, feats = self.component_ds[name](
+                fake if which == "fake" else real, return_feats=True
+            )
+            self._cache[key] = (logits, list(feats or []))
+        return self._cache[key]
+
+
+class ContextTerm(nn.Module):
+    """A generator loss term computed from a :class:`GeneratorContext`."""
+
+    #: the term reads the generator's intermediate RGB outputs (``ctx.out_rgbs``)
+    needs_rgb = False
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        self.weight = float(weight)
+
+    def active(self, iteration: int) -> bool:
+        """Whether the term has to be computed at ``iteration`` (1-based)."""
+        return self.weight > 0
+
+    def forward(self, ctx: GeneratorContext) -> Tensor | dict[str, Tensor]:
+        raise NotImplementedError
+
+
+class Adversarial(ContextTerm):
+    """``weight · criterion(D(output), real)`` with the main discriminator."""
+
+    def __init__(self, weight: float = 0.1, criterion: str = "wgan_softplus") -> None:
+        super().__init__(weight)
+        self.criterion = check_criterion("criterion", criterion)
+
+    def forward(self, ctx: GeneratorContext) -> Tensor:
+        if ctx.net_d is None:
+            raise RuntimeError("the adversarial term needs a discriminator")
+        return self.weight * gan_loss(ctx.net_d(ctx.output), True, self.criterion, False)
+
+
+class ImagePyramid(ContextTerm):
+    """L1 between the generator's intermediate RGB outputs and a bilinear pyramid of the GT.
+
+    The pyramid halves the GT (bilinear, ``align_corners=False``) down to the coarsest output. After
+    ``until_iteration`` the weight becomes ``residual_weight`` (GFP-GAN keeps 1e-12 rather than 0 so
+    that DDP still sees gradients for the ``toRGB`` layers).
+    """
+
+    needs_rgb = True
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        until_iteration: int | None = None,
+        residual_weight: float = 1e-12,
+    ) -> None:
+        super().__init__(weight)
+        self.until_iteration = until_iteration
+        self.residual_weight = float(residual_weight)
+
+    def weight_at(self, iteration: int) -> float:
+        if self.until_iteration is not None and iteration > self.until_iteration:
+            return self.residual_weight
+        return self.weight
+
+    def active(self, iteration: int) -> bool:
+        return self.weight_at(iteration) > 0
+
+    def forward(self, ctx: GeneratorContext) -> dict[str, Tensor]:
+        if not ctx.out_rgbs:
+            raise RuntimeError("the image pyramid term needs the intermediate RGB outputs")
+        weight = self.weight_at(ctx.iteration)
+        target = ctx.gt
+        out: dict[str, Tensor] = {}
+        for rgb in reversed(ctx.out_rgbs):
+            while target.shape[-1] > rgb.shape[-1]:
+                target = F.interpolate(
+                    target, scale_factor=0.5, mode="bilinear", align_corners=False
+                )
+            out[str(rgb.shape[-1])] = weight * F.l1_loss(rgb, target)
+        return dict(reversed(out.items()))
+
+
+class ComponentAdversarial(ContextTerm):
+    """``weight · Σ_c criterion(D_c(restored crop), real)`` over the facial components."""
+
+    def __init__(self, weight: float = 1.0, criterion: str = "vanilla") -> None:
+        super().__init__(weight)
+        self.criterion = check_criterion("criterion", criterion)
+
+    def forward(self, ctx: GeneratorContext) -> dict[str, Tensor]:
+        return {
+            name: self.weight
+            * gan_loss(ctx.run_component(name, "fake")[0], True, self.criterion, False)
+            for name in ctx.crops
+        }
+
+
+class ComponentStyle(ContextTerm):
+    """Gram-matrix L1 between component-discriminator features of restored and GT crops.
+
+    ``layer_weights`` weigh the two feature maps the component discriminators return (conv3,
+    conv5); the GT features are detached.
+    """
+
+    def __init__(self, weight: float = 200.0, layer_weights: Sequence[float] = (0.5, 1.0)) -> None:
+        super().__init__(weight)
+        self.layer_weights = [float(w) for w in layer_weights]
+
+    def forward(self, ctx: GeneratorContext) -> Tensor:
+        total = ctx.output.new_zeros((), dtype=torch.float32)
+        for name in ctx.crops:
+            fake = ctx.run_component(name, "fake")[1]
+            real = ctx.run_component(name, "real")[1]
+            for w, f, r in zip(self.layer_weights, fake, real, strict=True):
+                total = total + w * F.l1_loss(gram_matrix(f), gram_matrix(r.detach()))
+        return self.weight * total
