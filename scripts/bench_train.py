@@ -69,6 +69,7 @@ class StepTimer(pl.Callback):
         self.warmup = warmup
         self.times: list[float] = []
         self._start = 0.0
+        self._seen = 0
 
     def _sync(self, module: pl.LightningModule) -> None:
         if module.device.type == "cuda":
@@ -78,8 +79,7 @@ class StepTimer(pl.Callback):
         self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any
     ) -> None:
         self._sync(module)
-        done = trainer.fit_loop.epoch_loop.batch_progress.total.completed
-        if done == self.warmup and module.device.type == "cuda":
+        if self._seen == self.warmup and module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(module.device)
         self._start = time.perf_counter()
 
@@ -87,7 +87,8 @@ class StepTimer(pl.Callback):
         self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any
     ) -> None:
         self._sync(module)
-        if trainer.fit_loop.epoch_loop.batch_progress.total.completed > self.warmup:
+        self._seen += 1
+        if self._seen > self.warmup:
             self.times.append(time.perf_counter() - self._start)
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
+from faceprior.degradation import Degradation
 from faceprior.utils.config import CONFIG_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+DEGRADATIONS = sorted(p.stem for p in (CONFIG_DIR / "degradation").glob("*.yaml"))
 
 
 def _compose(overrides: list[str], name: str = "train"):
@@ -44,7 +48,7 @@ def test_experiment_composes(experiment: str, app: str) -> None:
         ("trainer", ["cpu", "gpu", "ddp", "ddp_sim"]),
         ("debug", ["fdr", "overfit", "limit", "profiler"]),
         ("logger", ["wandb", "csv", "tensorboard", "none"]),
-        ("degradation", ["gfpgan_v1", "none"]),
+        ("degradation", ["gfpgan_v1", "gpen_simple", "codeformer", "mild", "severe", "none"]),
         ("data", ["synthetic", "ffhq512", "ffhq512_lmdb", "folder"]),
     ],
 )
@@ -69,6 +73,39 @@ def test_degradation_preset_instantiates_in_config_order() -> None:
         "color_jitter",
         "quantize",
     ]
+
+
+@pytest.mark.parametrize("preset", DEGRADATIONS)
+def test_degradation_preset_degrades_a_tiny_batch(preset: str) -> None:
+    cfg = _compose([f"degradation={preset}", "degradation.packing=canvas"])
+    deg = hydra.utils.instantiate(cfg.degradation)
+    assert isinstance(deg, Degradation) and deg.packing == "canvas"
+    torch.manual_seed(0)
+    gt = torch.rand(4, 3, 48, 48)
+    lq, gt_out, params = deg(gt, [0, 1, 2, 3])
+    assert lq.shape == gt.shape and gt_out.shape == gt.shape
+    assert lq.min() >= 0 and lq.max() <= 1
+    assert all(v.shape == (4,) for v in params.values())
+    deg.packing = "groups"
+    lq_groups, _, _ = deg(gt, [0, 1, 2, 3])
+    assert torch.allclose(lq, lq_groups, atol=2e-2)  # equal up to rare 8-bit rounding flips
+    if preset != "none":
+        assert not torch.equal(lq, gt)
+
+
+def test_new_presets_have_the_published_order_and_ranges() -> None:
+    def ops(preset: str) -> dict[str, Any]:
+        deg = hydra.utils.instantiate(_compose([f"degradation={preset}"]).degradation)
+        return dict(deg.ops)
+
+    gpen = ops("gpen_simple")
+    assert list(gpen) == ["gray", "blur", "downsample", "noise", "jpeg", "quantize", "upsample"]
+    assert gpen["gray"].gt_too and gpen["gray"].prob == 0.2
+    codeformer = ops("codeformer")
+    assert codeformer["blur"].sigma_x == (1.0, 15.0) and codeformer["blur"].sigma_y == (1.0, 15.0)
+    assert codeformer["downsample"].scale == (4.0, 30.0)
+    assert codeformer["noise"].sigma == (0.0, 20.0) and codeformer["jpeg"].quality == (30.0, 80.0)
+    assert ops("severe")["downsample"].scale == (10.0, 200.0)
 
 
 def test_misspelled_key_is_named() -> None:

@@ -16,7 +16,7 @@ from faceprior.checkpoints import export_training_checkpoint, load_state_dict_fi
 from faceprior.losses import GeneratorContext, ImagePyramid, r1_penalty
 from faceprior.models import GFPGANModule
 from faceprior.models.components import component_sizes, crop_components
-from faceprior.models.gfpgan import fold_lazy_regularization
+from faceprior.models.gan_utils import fold_lazy_regularization
 from faceprior.nets import GFPGANv1, GFPGANv1Clean
 from faceprior.train import build_run, train
 from faceprior.utils.config import CONFIG_DIR
@@ -234,11 +234,9 @@ def test_schedules_use_own_counter_not_global_step(make_cfg) -> None:
     assert trainer.global_step > 3  # Lightning counts every optimizer step
     lrs = _by_iteration(_metrics_rows(cfg), "train/lr/g")
     # BasicSR steps the scheduler at the start of an iteration: halved AT the milestone
-    assert (
-        lrs[1] == pytest.approx(2e-3)
-        and lrs[2] == pytest.approx(1e-3)
-        and lrs[3] == pytest.approx(1e-3)
-    )
+    base = float(cfg.model.g_optimizer.lr)
+    assert lrs[1] == pytest.approx(base) and lrs[2] == pytest.approx(base / 2)
+    assert lrs[3] == pytest.approx(base / 2)
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["iteration"] == 3 and int(ckpt["state_dict"]["iteration"]) == 3
     assert len(ckpt["optimizer_states"]) == 5 and len(ckpt["lr_schedulers"]) == 5
@@ -323,3 +321,28 @@ def test_export_cli_and_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFix
     torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, ckpt)
     assert main(["export", str(ckpt), str(tmp_path / "x.pth")]) == 2
     assert "no generator weights" in capsys.readouterr().err
+
+
+def test_bf16_mixed_iteration_keeps_r1_in_float32(
+    make_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceprior.models.gfpgan as gfpgan_module
+
+    dtypes: list[tuple[torch.dtype, torch.dtype, bool]] = []
+
+    def spy(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        dtypes.append((logits.dtype, images.dtype, torch.is_autocast_enabled("cpu")))
+        return r1_penalty(logits, images)
+
+    monkeypatch.setattr(gfpgan_module, "r1_penalty", spy)
+    cfg = make_cfg(
+        _overrides(
+            "gfpgan_tiny", "trainer.precision=bf16-mixed", "model.r1_interval=1", "debug=fdr"
+        ),
+        tiny=False,
+    )
+    metrics, _ = train(cfg)
+    assert math.isfinite(float(metrics["train/g_total"])) and math.isfinite(
+        float(metrics["train/d_r1"])
+    )
+    assert dtypes == [(torch.float32, torch.float32, False)]

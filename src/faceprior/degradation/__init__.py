@@ -21,12 +21,26 @@ from faceprior.degradation.ops import (
     RandomResize,
     ResizeBack,
     ResizeOp,
+    jpeg_extent,
+    noise_field,
 )
-from faceprior.degradation.pipeline import Degradation, sample_generators
+from faceprior.degradation.packing import (
+    bucket_by_size,
+    edge_pad,
+    pack,
+    resample_bilinear,
+)
+from faceprior.degradation.pipeline import (
+    PACKING_MODES,
+    Degradation,
+    SampleParams,
+    sample_generators,
+)
 
 __all__ = [
     "JPEG",
     "KERNEL_TYPES",
+    "PACKING_MODES",
     "ColorJitter",
     "ColorShift",
     "Context",
@@ -41,8 +55,15 @@ __all__ = [
     "RandomResize",
     "ResizeBack",
     "ResizeOp",
+    "SampleParams",
     "bivariate_kernels",
+    "bucket_by_size",
+    "edge_pad",
     "filter2d_fft",
+    "jpeg_extent",
     "motion_kernels",
+    "noise_field",
+    "pack",
+    "resample_bilinear",
     "sample_generators",
 ]

@@ -1,8 +1,10 @@
 """Degradation operations.
 
 Every op draws its parameters *per sample* from that sample's own ``torch.Generator`` (``sample``) and
-applies them to a batch of same-sized images on the device (``degrade``). Ops that change the image size
-subclass :class:`ResizeOp`; the pipeline then groups samples by size. Images are float RGB in [0, 1].
+applies them to a batch of same-sized images on the device (``degrade``), or to a packed canvas of
+samples of different sizes (``degrade_packed``, see :mod:`faceprior.degradation.packing`). Ops that
+change the image size subclass :class:`ResizeOp` and are run by the pipeline. Images are float RGB in
+[0, 1].
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from faceprior.degradation.kernels import (
     filter2d_fft,
     motion_kernels,
 )
+from faceprior.degradation.packing import edge_pad, size_groups
 
 Range = tuple[float, float]
 
@@ -67,6 +70,10 @@ class Context:
 class DegradationOp(nn.Module):
     """Base class: ``sample`` per-sample parameters, ``degrade`` a batch with them."""
 
+    #: The op maps every pixel through the same per-sample function (no neighbours, no image
+    #: statistics, no random field), so it can run on a packed canvas unchanged.
+    pointwise: bool = False
+
     def sample(self, gen: torch.Generator) -> dict[str, float]:
         """Draw this op's parameters for one sample."""
         raise NotImplementedError
@@ -74,6 +81,26 @@ class DegradationOp(nn.Module):
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
         """Apply to ``x`` (a group of samples with indices ``idx`` in the batch)."""
         raise NotImplementedError
+
+    def degrade_packed(
+        self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor, sizes: Tensor
+    ) -> Tensor:
+        """Apply to a packed canvas: sample ``j`` is valid in ``x[j, :, :h_j, :w_j]``.
+
+        ``sizes`` is the ``(n, 2)`` CPU tensor of valid ``(h, w)``; only the valid regions of the
+        result are used. The default runs :meth:`degrade` on the whole canvas for pointwise ops and
+        otherwise on each group of same-sized samples cropped out of it (exactly the ``groups``
+        result). Ops that need neither override it with a batched version.
+        """
+        if self.pointwise:
+            return self.degrade(x, p, ctx, idx)
+        out = x.clone()
+        for (h, w), members in size_groups(sizes).items():
+            sel = torch.tensor(members)
+            sub = x[sel.to(x.device), :, :h, :w]
+            res = self.degrade(sub, {k: v[sel] for k, v in p.items()}, ctx, idx[sel])
+            out[sel.to(x.device), :, :h, :w] = res
+        return out
 
 
 class ResizeOp(DegradationOp):
@@ -271,16 +298,28 @@ class ResizeBack(ResizeOp):
         return ctx.size
 
 
+def noise_field(
+    seed: int, shape: Sequence[int], gray: bool = False, device: torch.device | str | None = None
+) -> Tensor:
+    """The standard normal noise ``(C, H, W)`` of one sample, float32.
+
+    Drawn from a generator on ``device`` seeded with ``seed`` at the sample's own size, so it does not
+    depend on the other samples of the batch; a gray sample draws one channel and repeats it.
+    """
+    c, h, w = (int(v) for v in shape)
+    g = torch.Generator(device=device if device is not None else "cpu").manual_seed(int(seed))
+    n = torch.randn((1 if gray else c, h, w), generator=g, device=device)
+    return n.expand(c, h, w)
+
+
 def _sample_noise(
     shape: Sequence[int], seeds: Tensor, device: torch.device, gray: Tensor
 ) -> Tensor:
     """Standard normal noise, one generator per sample; gray samples share noise over channels."""
-    out = []
-    for seed, is_gray in zip(seeds.tolist(), gray.tolist(), strict=True):
-        g = torch.Generator(device=device).manual_seed(int(seed))
-        c, h, w = shape
-        n = torch.randn((1 if is_gray else c, h, w), generator=g, device=device)
-        out.append(n.expand(c, h, w))
+    out = [
+        noise_field(int(seed), shape, bool(is_gray), device)
+        for seed, is_gray in zip(seeds.tolist(), gray.tolist(), strict=True)
+    ]
     return torch.stack(out)
 
 
@@ -310,6 +349,21 @@ class GaussianNoise(DegradationOp):
 
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
         noise = _sample_noise(x.shape[1:], p["seed"].long(), x.device, p["gray"] > 0)
+        return self._add(x, noise, p)
+
+    def degrade_packed(
+        self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor, sizes: Tensor
+    ) -> Tensor:
+        # Each sample's noise is drawn at its own size from its own seed (as in ``degrade``), then
+        # the whole canvas is updated at once.
+        noise = torch.zeros(x.shape, device=x.device)
+        c = x.shape[1]
+        seeds, gray = p["seed"].long().tolist(), (p["gray"] > 0).tolist()
+        for j, (h, w) in enumerate(sizes.tolist()):
+            noise[j, :, :h, :w] = noise_field(seeds[j], (c, h, w), gray[j], x.device)
+        return self._add(x, noise, p)
+
+    def _add(self, x: Tensor, noise: Tensor, p: dict[str, Tensor]) -> Tensor:
         sigma = (p["sigma"] * p["applied"]).to(x.device, x.dtype).view(-1, 1, 1, 1) / 255.0
         out = x + noise.to(x.dtype) * sigma
         return out.clamp(0, 1) if self.clip else out
@@ -361,14 +415,26 @@ class PoissonNoise(DegradationOp):
         return out.clamp(0, 1) if self.clip else out
 
 
+def jpeg_extent(side: int) -> int:
+    """Padded side for the differentiable JPEG model: a multiple of 16 with >= 3 px of edge padding.
+
+    Kornia's model subsamples chroma with a 4-tap filter and upsamples it bilinearly, so pixels near
+    the last MCU read one chroma sample / pixel beyond it. With at least 3 padding pixels before the
+    end of the padded extent, the valid pixels no longer depend on what lies past it, so a sample
+    gives the same result alone, in a same-size group or in a larger packed canvas.
+    """
+    return -(-(int(side) + 3) // 16) * 16
+
+
 class JPEG(DegradationOp):
     """JPEG compression with per-sample integer quality.
 
     ``impl="differentiable"`` uses Kornia's differentiable JPEG model (4:2:0, IJG tables; works on any
-    device, batched); ``impl="codec"`` runs the real libjpeg codec through ``torchvision.io`` (GPU
-    nvJPEG when the tensor is on CUDA), one image at a time, and is not differentiable.
-    ``impl="auto"`` picks the differentiable model on CUDA and the codec on CPU, where libjpeg is
-    several times faster than the model.
+    device, batched); images are edge padded to :func:`jpeg_extent` first (libjpeg also pads partial
+    MCUs by edge replication). ``impl="codec"`` runs the real libjpeg codec through
+    ``torchvision.io`` (GPU nvJPEG when the tensor is on CUDA), one image at a time at its own size,
+    and is not differentiable. ``impl="auto"`` picks the differentiable model on CUDA and the codec on
+    CPU, where libjpeg is several times faster than the model.
     """
 
     def __init__(
@@ -389,31 +455,73 @@ class JPEG(DegradationOp):
             "quality": float(int(uniform(gen, *self.quality))),
         }
 
+    def resolved_impl(self, x: Tensor) -> str:
+        """``differentiable`` or ``codec`` for a tensor on ``x``'s device."""
+        if self.impl == "auto":
+            return "differentiable" if x.is_cuda else "codec"
+        return self.impl
+
+    @staticmethod
+    def _codec(img: Tensor, quality: int) -> Tensor:
+        """One ``(C, h, w)`` image in [0, 1] through libjpeg (8-bit rounding, encode, decode)."""
+        from torchvision.io import decode_jpeg, encode_jpeg
+
+        u8 = (img * 255.0).round().to(torch.uint8)
+        data = encode_jpeg(u8, quality=quality)  # nvJPEG for a CUDA tensor
+        # decode_jpeg reads the bytes from host memory (and decodes on ``device``)
+        return decode_jpeg(data.cpu(), device=img.device).to(img.dtype) / 255.0
+
+    @staticmethod
+    def _model(x: Tensor, quality: Tensor, extent: tuple[int, int]) -> Tensor:
+        """Kornia's model on ``x`` edge padded to ``extent`` (multiples of 16), cropped back."""
+        from kornia.enhance import jpeg_codec_differentiable
+
+        h, w = x.shape[-2:]
+        xp = F.pad(x, (0, extent[1] - w, 0, extent[0] - h), mode="replicate")
+        out: Tensor = jpeg_codec_differentiable(xp, quality)
+        return out[..., :h, :w]
+
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
         quality = p["quality"].to(x.device, x.dtype)
         x = x.clamp(0, 1)
-        impl = self.impl
-        if impl == "auto":
-            impl = "differentiable" if x.is_cuda else "codec"
-        if impl == "differentiable":
-            from kornia.enhance import jpeg_codec_differentiable
-
-            out = jpeg_codec_differentiable(x, quality)
+        if self.resolved_impl(x) == "differentiable":
+            h, w = x.shape[-2:]
+            out = self._model(x, quality, (jpeg_extent(h), jpeg_extent(w)))
         else:
-            from torchvision.io import decode_jpeg, encode_jpeg
+            qualities = p["quality"].tolist()
+            out = torch.stack([self._codec(x[i], int(qualities[i])) for i in range(x.shape[0])])
+        keep = p["applied"].to(x.device).view(-1, 1, 1, 1) > 0
+        return torch.where(keep, out, x)
 
-            outs = []
-            for i in range(x.shape[0]):
-                u8 = (x[i] * 255.0).round().to(torch.uint8)
-                data = encode_jpeg(u8, quality=int(quality[i]))
-                outs.append(decode_jpeg(data, device=x.device).to(x.dtype) / 255.0)
-            out = torch.stack(outs)
+    def degrade_packed(
+        self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor, sizes: Tensor
+    ) -> Tensor:
+        x = x.clamp(0, 1)
+        if self.resolved_impl(x) == "differentiable":
+            # One model call for the canvas: re-establish the edge padding (earlier ops leave the
+            # padding unspecified), extend the canvas to every member's extent, run, crop.
+            hc, wc = x.shape[-2:]
+            extent = (
+                max(jpeg_extent(int(sizes[:, 0].max())), -(-hc // 16) * 16),
+                max(jpeg_extent(int(sizes[:, 1].max())), -(-wc // 16) * 16),
+            )
+            quality = p["quality"].to(x.device, x.dtype)
+            out = self._model(edge_pad(x, sizes), quality, extent)
+        else:
+            # The real codec runs per image anyway: at each sample's own size (libjpeg's own MCU
+            # padding), written back into the canvas.
+            out = x.clone()
+            qualities = p["quality"].tolist()
+            for j, (h, w) in enumerate(sizes.tolist()):
+                out[j, :, :h, :w] = self._codec(x[j, :, :h, :w], int(qualities[j]))
         keep = p["applied"].to(x.device).view(-1, 1, 1, 1) > 0
         return torch.where(keep, out, x)
 
 
 class ColorShift(DegradationOp):
     """Per-channel additive shift in ``[-shift, shift]`` (8-bit units), with probability ``prob``."""
+
+    pointwise = True
 
     def __init__(self, shift: float = 20.0, prob: float = 0.3) -> None:
         super().__init__()
@@ -468,24 +576,109 @@ class ColorJitter(DegradationOp):
         }
 
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
+        if not bool((p["applied"] > 0).any()):
+            return x
+        return self.degrade_batched(x, p) if x.is_cuda else self.degrade_per_image(x, p)
+
+    @staticmethod
+    def degrade_per_image(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+        """``torchvision`` ``adjust_*`` image by image (GFP-GAN's ``color_jitter_pt``); CPU default."""
         from torchvision.transforms import functional as TF
 
+        fns = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
         outs = []
         for i in range(x.shape[0]):
             img = x[i]
             if p["applied"][i] > 0:
                 code = int(p["order"][i])
                 for fn_id in ((code >> 6) & 3, (code >> 4) & 3, (code >> 2) & 3, code & 3):
-                    if fn_id == 0:
-                        img = TF.adjust_brightness(img, float(p["brightness"][i]))
-                    elif fn_id == 1:
-                        img = TF.adjust_contrast(img, float(p["contrast"][i]))
-                    elif fn_id == 2:
-                        img = TF.adjust_saturation(img, float(p["saturation"][i]))
-                    else:
-                        img = TF.adjust_hue(img, float(p["hue"][i]))
+                    img = fns[fn_id](img, float(p[_JITTER[fn_id]][i]))
             outs.append(img)
         return torch.stack(outs)
+
+    @staticmethod
+    def degrade_batched(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+        """Same result, batched: at each of the four positions of the order, every adjustment runs
+        once on the samples that have it there (at most 16 calls whatever the batch size); the
+        CUDA default, where per-image calls cost dozens of small kernel launches per sample."""
+        applied = p["applied"] > 0
+        code = p["order"].long()
+        out = x.clone()
+        for shift in (6, 4, 2, 0):
+            fn = (code >> shift) & 3
+            for fn_id, name in enumerate(_JITTER):
+                members = torch.nonzero(applied & (fn == fn_id)).flatten()
+                if members.numel() == 0:
+                    continue
+                sel = members.to(x.device)
+                out[sel] = adjust_color(out[sel], name, p[name][members])
+        return out
+
+
+_JITTER = ("brightness", "contrast", "saturation", "hue")
+
+
+def _tv_gray(x: Tensor) -> Tensor:
+    """``torchvision`` ``rgb_to_grayscale`` weights (0.2989, 0.587, 0.114), one channel."""
+    return (0.2989 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
+
+def _blend(a: Tensor, b: Tensor, ratio: Tensor) -> Tensor:
+    return (ratio * a + (1.0 - ratio) * b).clamp(0, 1)
+
+
+def _rgb2hsv(x: Tensor) -> Tensor:
+    """``torchvision``'s RGB→HSV (same formulas), batched."""
+    r, g, b = x.unbind(dim=-3)
+    maxc = torch.max(x, dim=-3).values
+    minc = torch.min(x, dim=-3).values
+    eqc = maxc == minc
+    cr = maxc - minc
+    ones = torch.ones_like(maxc)
+    s = cr / torch.where(eqc, ones, maxc)
+    cr_divisor = torch.where(eqc, ones, cr)
+    rc = (maxc - r) / cr_divisor
+    gc = (maxc - g) / cr_divisor
+    bc = (maxc - b) / cr_divisor
+    hr = (maxc == r) * (bc - gc)
+    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
+    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
+    return torch.stack((h, s, maxc), dim=-3)
+
+
+def _hsv2rgb(x: Tensor) -> Tensor:
+    """``torchvision``'s HSV→RGB (same formulas), batched."""
+    h, s, v = x.unbind(dim=-3)
+    i = torch.floor(h * 6.0)
+    f = (h * 6.0) - i
+    i = i.to(dtype=torch.int32)
+    p = torch.clamp((v * (1.0 - s)), 0.0, 1.0)
+    q = torch.clamp((v * (1.0 - s * f)), 0.0, 1.0)
+    t = torch.clamp((v * (1.0 - s * (1.0 - f))), 0.0, 1.0)
+    i = i % 6
+    mask = i.unsqueeze(dim=-3) == torch.arange(6, device=i.device).view(-1, 1, 1)
+    a1 = torch.stack((v, q, p, p, t, v), dim=-3)
+    a2 = torch.stack((t, v, v, q, p, p), dim=-3)
+    a3 = torch.stack((p, p, t, v, v, q), dim=-3)
+    a4 = torch.stack((a1, a2, a3), dim=-4)
+    return torch.einsum("...ijk, ...xijk -> ...xjk", mask.to(dtype=x.dtype), a4)
+
+
+def adjust_color(x: Tensor, name: str, factor: Tensor) -> Tensor:
+    """``torchvision.transforms.functional.adjust_{name}`` with one factor per sample of ``x``."""
+    f = factor.to(x.device, x.dtype).view(-1, 1, 1, 1)
+    if name == "brightness":
+        return _blend(x, torch.zeros_like(x), f)
+    if name == "contrast":
+        return _blend(x, _tv_gray(x).mean(dim=(-3, -2, -1), keepdim=True), f)
+    if name == "saturation":
+        return _blend(x, _tv_gray(x), f)
+    if name == "hue":
+        hsv = _rgb2hsv(x)
+        h = (hsv[:, 0] + f.view(-1, 1, 1)) % 1.0
+        return _hsv2rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), dim=-3))
+    raise ValueError(f"unknown colour adjustment {name!r}; valid: {_JITTER}")
 
 
 def to_gray(x: Tensor) -> Tensor:
@@ -496,6 +689,8 @@ def to_gray(x: Tensor) -> Tensor:
 
 class Grayscale(DegradationOp):
     """Convert to gray with probability ``prob``; ``gt_too`` also turns the ground truth gray."""
+
+    pointwise = True
 
     def __init__(self, prob: float = 0.01, gt_too: bool = False) -> None:
         super().__init__()
@@ -515,6 +710,8 @@ class Grayscale(DegradationOp):
 
 class Quantize(DegradationOp):
     """Round to 8-bit levels and clip: ``clamp(round(255·x), 0, 255) / 255``."""
+
+    pointwise = True
 
     def sample(self, gen: torch.Generator) -> dict[str, float]:
         return {}

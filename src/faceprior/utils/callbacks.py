@@ -114,14 +114,11 @@ class ImagePreview(Callback):
         save_image(grid, path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(
-                    key="val/preview",
-                    images=[grid],
-                    caption=["LQ | restored | GT"],
-                    step=trainer.global_step,
-                )
+                # no explicit step: W&B attaches it to the current metrics step (global_step counts
+                # every optimizer step of a GAN and would run ahead of the logged metrics)
+                logger.log_image(key="val/preview", images=[grid], caption=["LQ | restored | GT"])
             elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/preview", grid, global_step=trainer.global_step)
+                logger.experiment.add_image("val/preview", grid, global_step=step)
 
 
 def _fmt(value: float) -> str:
