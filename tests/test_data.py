@@ -254,3 +254,14 @@ def test_paired_and_lq_only_benchmarks(tmp_path: Path, faces: Path) -> None:
     assert not torch.equal(paired["lq"], paired["gt"])
     real = dm.degrade_batch(next(iter(loaders[1])), None)
     assert "gt" not in real and real["lq"].shape == (2, 3, 48, 48)
+
+
+def test_regenerating_a_smaller_synthetic_split_removes_stale_images(tmp_path: Path) -> None:
+    from faceprior.data.synthetic import synthetic_split_complete
+
+    root = tmp_path / "split"
+    write_synthetic_split(root, count=4, size=32, seed=0)
+    write_synthetic_split(root, count=2, size=32, seed=0)
+    assert sorted(p.name for p in (root / "images").iterdir()) == ["00000000.png", "00000001.png"]
+    assert sorted(torch.load(root / "eye_mouth_landmarks.pth")) == ["00000000", "00000001"]
+    assert synthetic_split_complete(root, 2, 32, 0) and not synthetic_split_complete(root, 4, 32, 0)

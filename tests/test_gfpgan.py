@@ -252,7 +252,7 @@ def test_resume_mid_epoch_is_bit_identical(make_cfg, tmp_path: Path) -> None:
     common += ["callbacks.model_checkpoint.save_top_k=-1", "test=false"]
     cfg_a = make_cfg(_overrides("gfpgan_tiny", *common), tiny=False)
     _, run_a = train(cfg_a)
-    mid = Path(cfg_a.paths.output_dir) / "checkpoints" / "iter_000002.ckpt"
+    mid = Path(cfg_a.paths.output_dir) / "checkpoints" / "iter_00000002.ckpt"
     assert mid.is_file(), sorted(p.name for p in mid.parent.iterdir())
     rows_a = _metrics_rows(cfg_a)
 
@@ -277,6 +277,20 @@ def test_gan_experiments_fast_dev_run(make_cfg, experiment: str) -> None:
     metrics, _ = train(cfg)
     assert math.isfinite(float(metrics["train/g_total"]))
     assert "test/synthetic_test/psnr" in metrics
+
+
+def test_eval_app_reproduces_gan_test_metrics(make_cfg, tmp_path: Path) -> None:
+    from faceprior.eval import evaluate
+
+    cfg = make_cfg(_overrides("gfpgan_tiny", "model.max_iterations=2"), tiny=False)
+    metrics, _ = train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    ecfg = make_cfg(_overrides("gfpgan_tiny", f"ckpt_path={ckpt}"), config_name="eval", tiny=False)
+    emetrics, _ = evaluate(ecfg)
+    assert float(emetrics["test/synthetic_test/psnr"]) == pytest.approx(
+        float(metrics["test/synthetic_test/psnr"]), abs=1e-6
+    )
+    assert "iterations trained: 2" in (Path(ecfg.paths.output_dir) / "results.md").read_text()
 
 
 @pytest.mark.parametrize("cls", [GFPGANv1, GFPGANv1Clean])

@@ -298,6 +298,10 @@ def write_synthetic_split(
         if not cv2.imwrite(str(images / f"{stem}.png"), bgr):
             raise OSError(f"could not write {images / f'{stem}.png'}")
         components[stem] = face.components
+    # a split regenerated with fewer faces must not keep the previous split's extra images
+    for stale in images.glob("*.png"):
+        if stale.stem.isdigit() and len(stale.stem) == 8 and stale.stem not in components:
+            stale.unlink()
     torch.save(components, root / "eye_mouth_landmarks.pth")
     manifest = {"generator": "faceprior.data.synthetic", "count": count, "size": size, "seed": seed}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -313,6 +317,7 @@ def synthetic_split_complete(root: str | Path, count: int, size: int, seed: int)
         info = json.loads(manifest.read_text())
     except json.JSONDecodeError:
         return False
-    return bool(
-        info.get("count") == count and info.get("size") == size and info.get("seed") == seed
-    )
+    if not (info.get("count") == count and info.get("size") == size and info.get("seed") == seed):
+        return False
+    # also catch folders left inconsistent (extra or missing images)
+    return sum(1 for _ in (Path(root) / "images").glob("*.png")) == count

@@ -85,6 +85,8 @@ class RestorationModule(RestorerBase):
         bs = batch["lq"].shape[0]
         self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        # iterations so far (one optimizer step per batch); names checkpoints like the GAN modules
+        self.log("iteration", float(self.global_step + 1), batch_size=bs)
         return total
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
