@@ -229,13 +229,19 @@ def verify_sha256(path: str | Path, expected: str) -> str:
     return actual
 
 
+def load_file_into(module: nn.Module, path: str | Path, source: str) -> None:
+    """Load a checkpoint file in any supported layout into ``module`` (strict keys and shapes).
+
+    ``source`` names the file's origin (e.g. the config key) in mismatch errors.
+    """
+    extracted = load_state_dict_file(path)
+    load_state_dict_checked(module, extracted.state_dict, strict=True, source=source)
+
+
 def load_pretrained_decoder(decoder: nn.Module, path: str | Path) -> None:
     """Load a StyleGAN2 prior into a GFP-GAN decoder (official ``decoder_load_path`` behaviour).
 
     The official code reads ``['params_ema']``; other layouts are accepted as well. Keys and
     shapes must match exactly.
     """
-    extracted = load_state_dict_file(path)
-    load_state_dict_checked(
-        decoder, extracted.state_dict, strict=True, source=f"decoder_load_path {path}"
-    )
+    load_file_into(decoder, path, f"decoder_load_path {path}")

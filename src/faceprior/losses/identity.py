@@ -57,17 +57,16 @@ class Identity(ContextTerm):
 
     @staticmethod
     def _load(network: nn.Module, weights_path: str) -> None:
-        from faceprior.checkpoints import load_state_dict_checked, load_state_dict_file
+        from faceprior.checkpoints.io import load_file_into
 
         path = Path(weights_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"ArcFace weights '{path}' not found (model.g_losses.identity.weights_path): get "
+                f"ArcFace weights '{path}' not found (model.generator_losses.identity.weights_path): get "
                 "arcface_resnet18.pth from https://github.com/TencentARC/GFPGAN/releases/download/"
                 "v0.1.0/arcface_resnet18.pth"
             )
-        extracted = load_state_dict_file(path)
-        load_state_dict_checked(network, extracted.state_dict, source=str(path))
+        load_file_into(network, path, f"model.generator_losses.identity.weights_path {path}")
 
     def train(self, mode: bool = True) -> Identity:
         """The embedding network always stays in eval mode (frozen BatchNorm and dropout)."""

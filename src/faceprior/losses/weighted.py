@@ -8,6 +8,20 @@ import torch
 from torch import Tensor, nn
 
 
+def sum_parts(
+    values: Mapping[str, Tensor | Mapping[str, Tensor]],
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Flatten ``name -> value`` (dict values become ``name/sub``) and sum them in float32."""
+    parts: dict[str, Tensor] = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            parts.update({f"{name}/{k}": v for k, v in value.items()})
+        else:
+            parts[name] = value
+    total = torch.stack([v.float() for v in parts.values()]).sum()
+    return total, parts
+
+
 class WeightedLoss(nn.Module):
     """A mapping ``name -> term``; each term returns a weighted tensor or a dict of weighted parts.
 
@@ -23,12 +37,4 @@ class WeightedLoss(nn.Module):
         self.terms = nn.ModuleDict(dict(terms))
 
     def forward(self, pred: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        parts: dict[str, Tensor] = {}
-        for name, term in self.terms.items():
-            value = term(pred, target)
-            if isinstance(value, Mapping):
-                parts.update({f"{name}/{k}": v for k, v in value.items()})
-            else:
-                parts[name] = value
-        total = torch.stack([v.float() for v in parts.values()]).sum()
-        return total, parts
+        return sum_parts({name: term(pred, target) for name, term in self.terms.items()})

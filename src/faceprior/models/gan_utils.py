@@ -22,7 +22,7 @@ def fold_lazy_regularization(optimizer: Optimizer, interval: int) -> Optimizer:
 
 def load_generator_weights(net: nn.Module, path: str) -> None:
     """Load an official-layout generator file strictly (``params_ema`` preferred)."""
-    from faceprior.checkpoints import load_state_dict_checked, load_state_dict_file
+    from faceprior.checkpoints.io import load_file_into
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -30,10 +30,7 @@ def load_generator_weights(net: nn.Module, path: str) -> None:
             f"model.init_weights: '{file}' does not exist (expected an official GFP-GAN generator "
             "file such as GFPGANv1.4.pth; `faceprior-weights list` shows where to get one)"
         )
-    extracted = load_state_dict_file(file)
-    load_state_dict_checked(
-        net, extracted.state_dict, strict=True, source=f"model.init_weights {file}"
-    )
+    load_file_into(net, file, f"model.init_weights {file}")
 
 
 def grad_norm(params: Iterable[nn.Parameter]) -> Tensor | None:

@@ -34,6 +34,7 @@ from faceprior.losses.gan import (
     gan_loss,
     r1_penalty,
 )
+from faceprior.losses.weighted import sum_parts
 from faceprior.models.base import RestorerBase, to_model_range
 from faceprior.models.components import COMPONENT_ORDER, component_sizes, crop_components
 from faceprior.models.ema import EMA
@@ -169,20 +170,12 @@ class GFPGANModule(RestorerBase):
         return output, out_rgbs
 
     def _generator_loss(self, ctx: GeneratorContext) -> tuple[Tensor, dict[str, Tensor]]:
-        parts: dict[str, Tensor] = {}
-        for name, term in self.g_losses.items():
-            if isinstance(term, ContextTerm):
-                if not term.active(ctx.iteration):
-                    continue
-                value = term(ctx)
-            else:
-                value = term(ctx.output, ctx.gt)
-            if isinstance(value, Mapping):
-                parts.update({f"{name}/{k}": v for k, v in value.items()})
-            else:
-                parts[name] = value
-        total = torch.stack([v.float() for v in parts.values()]).sum()
-        return total, parts
+        values = {
+            name: term(ctx) if isinstance(term, ContextTerm) else term(ctx.output, ctx.gt)
+            for name, term in self.g_losses.items()
+            if not isinstance(term, ContextTerm) or term.active(ctx.iteration)
+        }
+        return sum_parts(values)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         it = int(self.iteration) + 1

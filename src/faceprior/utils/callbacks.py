@@ -166,9 +166,7 @@ class ResultsTable(Callback):
         iterations = int(getattr(pl_module, "iteration", trainer.global_step))
         if trainer.ckpt_path:
             # GAN modules store their own iteration counter; others count optimizer steps
-            stored = read_checkpoint_field(trainer.ckpt_path, "iteration")
-            if stored is None:
-                stored = read_checkpoint_field(trainer.ckpt_path, "global_step")
+            stored = read_checkpoint_field(trainer.ckpt_path, "iteration", "global_step")
             iterations = int(stored) if stored is not None else iterations
         lines += [
             f"- checkpoint: `{ckpt}`",

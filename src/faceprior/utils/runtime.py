@@ -125,10 +125,16 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def read_checkpoint_field(path: str | Path, key: str) -> Any:
-    """Read one top-level entry of a Lightning checkpoint without materialising the tensors."""
+def read_checkpoint_field(path: str | Path, key: str, *fallbacks: str) -> Any:
+    """Read one top-level entry of a Lightning checkpoint without materialising the tensors.
+
+    With ``fallbacks``, the first of ``key, *fallbacks`` present in the file (one read).
+    """
     ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return ckpt.get(key)
+    for name in (key, *fallbacks):
+        if ckpt.get(name) is not None:
+            return ckpt[name]
+    return None
 
 
 def resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
