@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
 
 NULL_WEIGHTS = [
-    "model.generator.decoder_load_path=null",
+    "model.decoder_prior=null",
     "model.init_weights=null",
     "model.generator_losses.perceptual.weights_path=null",
     "model.generator_losses.identity.weights_path=null",

@@ -21,7 +21,7 @@ from faceprior.data import (
     read_image,
 )
 from faceprior.data.cli import main as data_cli
-from faceprior.data.datamodule import screen_source
+from faceprior.data.screening import screen_source
 from faceprior.data.sources import write_lmdb
 from faceprior.data.synthetic import render_face, write_synthetic_split
 from faceprior.degradation import Degradation, GaussianNoise, Quantize

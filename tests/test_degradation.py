@@ -27,6 +27,31 @@ from faceprior.degradation import (
 )
 
 
+def assert_close_up_to_level_flips(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    atol: float = 1e-6,
+    max_frac: float = 1e-2,
+    min_psnr: float = 40.0,
+) -> None:
+    """``a`` and ``b`` agree except for float rounding and what an 8-bit / JPEG rounding makes of it.
+
+    For outputs of the same samples computed in different batch compositions, layouts or on different
+    CPUs: float32 results of batched FFTs and SIMD loops (vector body vs scalar tail, chunking by
+    thread count) can differ in the last bits (~1e-7; AMD EPYC vs Intel Xeon, both AVX-512). Before
+    any rounding that stays within ``atol``; once an 8-bit rounding or a JPEG quantisation follows,
+    such a difference can flip one level in rare pixels, and the codec spreads a flip over its 8x8
+    block. So: at most ``max_frac`` of the values beyond ``atol``, and PSNR >= ``min_psnr`` dB. A
+    real dependence on batch mates changes most values by far more.
+    """
+    assert a.shape == b.shape
+    diff = (a.double() - b.double()).abs()
+    frac = float((diff > atol).double().mean())
+    mse = float((diff**2).mean())
+    psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    assert frac <= max_frac and psnr >= min_psnr, (frac, psnr, float(diff.max()))
+
+
 def gfpgan_like() -> Degradation:
     return Degradation(
         {
@@ -68,10 +93,12 @@ def test_same_seed_same_output_and_batch_invariance(gt: torch.Tensor) -> None:
     deg = gfpgan_like()
     a, _, pa = deg(gt, [11, 12, 13, 14, 15, 16])
     b, _, pb = deg(gt, [11, 12, 13, 14, 15, 16])
-    assert torch.equal(a, b)
+    assert torch.equal(a, b)  # same call, same shapes: deterministic bit for bit
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     c, _, _ = deg(gt[3:5], [14, 15])
-    assert torch.equal(c, a[3:5])
+    # a batch of 2 instead of 6: the batched blur FFT may round differently (and flip an 8-bit
+    # level before the codec), so equal up to float rounding, not bit for bit
+    assert_close_up_to_level_flips(c, a[3:5])
     d, _, _ = deg(gt, [21, 22, 23, 24, 25, 26])
     assert not torch.equal(a, d)
 
@@ -164,7 +191,10 @@ def test_unfinished_resize_is_an_error() -> None:
         (lambda: RandomBlur(kernel_size=40), "odd"),
         (lambda: RandomBlur(sigma_x=(5, 1)), "min <= max"),
         (lambda: GaussianNoise(sigma="big"), "pair"),  # type: ignore[arg-type]
-        (lambda: JPEG(impl="fast"), "impl"),
+        (lambda: JPEG(impl="fast"), "impl"),  # type: ignore[arg-type]
+        (lambda: JPEG(impl="auto"), "impl='auto' was removed"),  # type: ignore[arg-type]
+        (lambda: JPEG(quality_rounding="floor"), "quality_rounding"),  # type: ignore[arg-type]
+        (lambda: JPEG(cuda_codec="pil"), "cuda_codec"),  # type: ignore[arg-type]
         (lambda: Grayscale(prob=2), "probability"),
     ],
 )

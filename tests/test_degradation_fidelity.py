@@ -3,8 +3,10 @@
 The reference below is written here from the specification (official-models.md §6 and BasicSR's
 ``basicsr/data/degradations.py`` semantics: ``mesh_grid``/``sigma_matrix2``/``pdf2`` kernels,
 ``random_mixed_kernels``, ``cv2.filter2D``, ``cv2.resize(INTER_LINEAR)``, Gaussian noise in 8-bit
-units, ``cv2.imencode`` JPEG with an int quality, resize back), on BGR images as the official code
-reads them. It shares no code with ``faceprior.degradation``.
+units, ``cv2.imencode`` JPEG at an integer quality, resize back), on BGR images as the official code
+reads them. It shares no code with ``faceprior.degradation``. GFP-GAN passes BasicSR's float quality
+to OpenCV, which (<= 4.5.4, the versions that accept it) rounds it to nearest: the official sampler
+below rounds.
 
 - kernels: same σ/θ/β ⇒ same kernel to 1e-6, every family and several sizes;
 - sampled parameters: Kolmogorov-Smirnov / chi-square / binomial tests of the ``gfpgan_v1`` preset
@@ -13,6 +15,11 @@ reads them. It shares no code with ``faceprior.degradation``.
   feeds our per-sample noise field to the reference) on the real faces of
   ``../shared/reference/metrics/pairs/gt``, with the codec and the differentiable JPEG;
 - seeded reproducibility (calls, batch order, batch size, packing mode; CUDA when available).
+
+Bit equality is asserted only where the code guarantees it: repeated calls on the same shapes,
+pure data movement (gathers, padding, copies) and the float64 parameter draws. Results of the same
+sample computed in another batch composition or layout are compared with a tolerance (see
+:func:`tests.test_degradation.assert_close_up_to_level_flips`).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from faceprior.degradation import (
     noise_field,
     resample_bilinear,
 )
+from tests.test_degradation import assert_close_up_to_level_flips
 
 REPO = Path(__file__).resolve().parents[1]
 GT_DIR = REPO.parent / "shared" / "reference" / "metrics" / "pairs" / "gt"
@@ -186,7 +194,9 @@ def official_gfpgan_v1_draws(n: int, seed: int) -> dict[str, np.ndarray]:
         out["scale"].append(rs.uniform(0.8, 8))
         out["noise"].append(rs.uniform(0, 20))  # random_generate_gaussian_noise, 8-bit units
         rs.uniform()  # gray-noise draw (gray_prob 0)
-        out["quality"].append(int(rs.uniform(60, 100)))  # OpenCV takes an int quality
+        # BasicSR passes the float to cv2.imencode; OpenCV <= 4.5.4 rounded it (cvRound: to nearest,
+        # ties to even like np.rint) -> 60..100 with both ends at half weight
+        out["quality"].append(int(np.rint(rs.uniform(60, 100))))
         shift = rs.uniform() < 0.3
         out["shift_applied"].append(float(shift))
         if shift:
@@ -276,7 +286,7 @@ def test_continuous_parameters_match_official_ks(
     assert result.pvalue > P_MIN
 
 
-@pytest.mark.parametrize("name,categories", [("quality", range(60, 100)), ("order", None)])
+@pytest.mark.parametrize("name,categories", [("quality", range(60, 101)), ("order", None)])
 def test_discrete_parameters_match_official_chi2(
     draws: tuple[dict[str, np.ndarray], dict[str, np.ndarray]], name: str, categories: Any
 ) -> None:
@@ -365,7 +375,7 @@ CHAINS = {
 @pytest.mark.parametrize("chain", list(CHAINS))
 def test_chain_on_real_faces_matches_opencv(chain: str, packing: str) -> None:
     impl, min_psnr = CHAINS[chain]
-    full = preset("gfpgan_v1", impl=impl or "auto")
+    full = preset("gfpgan_v1", impl=impl or "codec")
     names = ["blur", "downsample", "noise", "jpeg", "upsample"]
     ops = {k: full.ops[k] for k in names if k != "jpeg" or impl is not None}
     deg = Degradation(ops, packing=packing)
@@ -424,9 +434,13 @@ def test_resample_bilinear_matches_interpolate_and_opencv(src: tuple[int, int]) 
         # F.interpolate computes the scale in float32: up to ~4e-5 off OpenCV on white noise
         ref = F.interpolate(x[j : j + 1], size=(h, w), mode="bilinear", align_corners=False)
         torch.testing.assert_close(out[j : j + 1, :, :h, :w], ref, atol=1e-4, rtol=0)
-        # padding repeats the sample's last row / column
-        assert torch.equal(out[j, :, h:, :w], out[j, :, h - 1 : h, :w].expand_as(out[j, :, h:, :w]))
-        assert torch.equal(out[j, :, :, w:], out[j, :, :, w - 1 : w].expand_as(out[j, :, :, w:]))
+        # padding repeats the sample's last row / column: same source taps and weights, but the
+        # lerp of a padding pixel may run in the SIMD body where its model ran in the scalar tail
+        # (or vice versa; the split depends on sizes and threads), so equal to float32 rounding
+        pad_rows, pad_cols = out[j, :, h:, :w], out[j, :, :, w:]
+        last_row, last_col = out[j, :, h - 1 : h, :w], out[j, :, :, w - 1 : w]
+        torch.testing.assert_close(pad_rows, last_row.expand_as(pad_rows), atol=1e-6, rtol=0)
+        torch.testing.assert_close(pad_cols, last_col.expand_as(pad_cols), atol=1e-6, rtol=0)
 
 
 def test_resample_from_a_packed_canvas_reads_only_valid_pixels() -> None:
@@ -445,7 +459,10 @@ def test_resample_a_subset_by_index_equals_resampling_the_copy() -> None:
     dst = torch.tensor([[10, 12], [60, 41], [7, 7]])
     by_index = resample_bilinear(x, src, dst, (64, 48), index=sel)
     by_copy = resample_bilinear(x[sel], src, dst, (64, 48))
-    assert by_index.is_contiguous() and torch.equal(by_index, by_copy)
+    assert by_index.is_contiguous()
+    # same taps and weights, different memory layout ((n, H, C, W) vs (n, C, H, W)): the lerps can
+    # fall in the SIMD body in one and the scalar tail in the other, so float32 rounding may differ
+    torch.testing.assert_close(by_index, by_copy, atol=1e-6, rtol=0)
 
 
 def test_bucket_by_size_bounds_the_waste() -> None:
@@ -465,7 +482,7 @@ def test_edge_pad() -> None:
     x = torch.rand(2, 3, 6, 7)
     out = edge_pad(x, torch.tensor([[3, 4], [6, 7]]))
     ref = F.pad(x[:1, :, :3, :4], (0, 3, 0, 3), mode="replicate")
-    assert torch.equal(out[:1], ref) and torch.equal(out[1], x[1])
+    assert torch.equal(out[:1], ref) and torch.equal(out[1], x[1])  # pure data movement: exact
 
 
 def _chain(impl: str | None, packing: str, colour: bool = False) -> Degradation:
@@ -527,8 +544,15 @@ def test_sample_output_does_not_depend_on_batch_mates(impl: str | None, packing:
     batch, _, _ = deg.apply_params(gt, params)
     for i in range(5):
         alone, _, _ = deg.apply_params(gt[i : i + 1], params[i : i + 1])
-        tol = 1e-6 if impl == "differentiable" else 0.0  # the model's batched matmuls
-        torch.testing.assert_close(alone[0], batch[i], atol=tol, rtol=0)
+        if impl is None:
+            # no rounding step: the batch of 5 vs 1 changes the FFT batch and, in a canvas, the
+            # SIMD tail / chunking of the resampling loops; float32 rounding differs by <= 1e-6
+            # (6e-8 seen on Intel Xeon where AMD EPYC gave bit equality)
+            torch.testing.assert_close(alone[0], batch[i], atol=1e-6, rtol=0)
+        else:
+            # the same float differences can flip an 8-bit level before the codec / a quantised
+            # DCT coefficient in the model, which the 8x8 block then spreads
+            assert_close_up_to_level_flips(alone[0], batch[i])
 
 
 def test_noise_is_drawn_at_the_lq_size_from_the_sample_seed() -> None:
@@ -550,7 +574,8 @@ def test_noise_is_drawn_at_the_lq_size_from_the_sample_seed() -> None:
     both = Degradation({**ops, "up": ResizeBack()}, packing="canvas")
     alone = [both.apply_params(gt[i : i + 1], [{**p, "up": {}}])[0] for i, p in enumerate(params)]
     batch, _, _ = both.apply_params(gt, [{**p, "up": {}} for p in params])
-    torch.testing.assert_close(batch, torch.cat(alone), atol=0, rtol=0)
+    # same noise; the canvas resamplings of a batch vs a single sample round differently (SIMD tail)
+    torch.testing.assert_close(batch, torch.cat(alone), atol=1e-6, rtol=0)
 
 
 def test_batched_color_jitter_equals_torchvision_per_image() -> None:
@@ -603,15 +628,18 @@ def test_seeded_reproducibility_cpu(faces_128: torch.Tensor, packing: str) -> No
     gt = faces_128[:8]
     a, _, pa = deg(gt, seeds)
     b, _, pb = deg(gt, seeds)
+    # the same call on the same shapes is deterministic bit for bit (parameters: float64 draws)
     assert torch.equal(a, b) and all(torch.equal(pa[k], pb[k]) for k in pa)
+    # another order, a sub-batch, a single sample: same samples in other batched FFTs / canvases,
+    # equal up to float rounding and the 8-bit flips it can cause (assert_close_up_to_level_flips)
     perm = [5, 2, 7, 0, 3, 6, 1, 4]
     c, _, _ = deg(gt[perm], [seeds[i] for i in perm])
-    assert torch.equal(c, a[perm])
+    assert_close_up_to_level_flips(c, a[perm])
     d, _, _ = deg(gt[2:5], seeds[2:5])
-    assert torch.equal(d, a[2:5])
+    assert_close_up_to_level_flips(d, a[2:5])
     for i in (0, 7):
         e, _, _ = deg(gt[i : i + 1], [seeds[i]])
-        assert torch.equal(e[0], a[i])
+        assert_close_up_to_level_flips(e[0], a[i])
     f, _, _ = deg(gt, [s + 1000 for s in seeds])
     assert not torch.equal(f, a)
 
@@ -624,7 +652,7 @@ def test_seeded_reproducibility_cuda(faces_128: torch.Tensor) -> None:
     seeds = list(range(300, 308))
     a, _, pa = deg(gt, seeds)
     b, _, _ = deg(gt, seeds)
-    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)  # same call, same shapes, same device
     _, _, pc = deg(faces_128[:8], seeds)  # CPU
     assert pa.keys() == pc.keys() and all(torch.equal(pa[k], pc[k]) for k in pa)
     deg.packing = "groups"

@@ -16,7 +16,7 @@ from faceprior.checkpoints import export_training_checkpoint, load_state_dict_fi
 from faceprior.losses import GeneratorContext, ImagePyramid, r1_penalty
 from faceprior.models import GFPGANModule
 from faceprior.models.components import component_sizes, crop_components
-from faceprior.models.gan_utils import fold_lazy_regularization
+from faceprior.models.gan import fold_lazy_regularization
 from faceprior.nets import GFPGANv1, GFPGANv1Clean
 from faceprior.train import build_run, train
 from faceprior.utils.config import CONFIG_DIR
@@ -57,7 +57,7 @@ GAN_EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("gfpga
 def _overrides(experiment: str, *extra: str) -> list[str]:
     out = [f"experiment={experiment}", *GAN_TINY, CHEAP_VGG]
     if experiment != "gfpgan_tiny":
-        out += ["metrics@test_metrics=basic", "model.generator.decoder_load_path=null"]
+        out += ["metrics@test_metrics=basic", "model.decoder_prior=null"]
         out += ["model.generator_losses.perceptual.weights_path=null"]
         if "simple" not in experiment:
             out += ["model.generator_losses.identity.weights_path=null"]
@@ -148,7 +148,7 @@ def test_one_run_logs_every_phase_r1_schedule_ema_and_frozen_decoder(
     cfg = make_cfg(
         _overrides(
             "gfpgan_v1_ffhq512",
-            "model.r1_interval=2",
+            "model.discriminator_loss.r1_interval=2",
             "model.generator.fix_decoder=true",
             "model.generator_losses.pyramid.until_iteration=2",
             "test=false",
@@ -156,7 +156,7 @@ def test_one_run_logs_every_phase_r1_schedule_ema_and_frozen_decoder(
         tiny=False,
     )
     r1_calls: list[int] = []
-    import faceprior.models.gfpgan as gfpgan_module
+    import faceprior.losses.gan as gfpgan_module
 
     def spy(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         r1_calls.append(int(run["model"].iteration) + 1)
@@ -203,8 +203,8 @@ def test_one_run_logs_every_phase_r1_schedule_ema_and_frozen_decoder(
     pyramid = _by_iteration(rows, "train/g_pyramid/64")
     assert pyramid[2] > 1e-4 and pyramid[3] < 1e-10  # weight 1e-12 after until_iteration=2
     assert {2, 4} <= set(_by_iteration(rows, "train/d_r1"))
-    # D lr folded for the R1 interval 2: 2e-3 * 2/3
-    assert _by_iteration(rows, "train/lr/d")[1] == pytest.approx(2e-3 * 2 / 3, rel=1e-6)
+    # official GFP-GAN folds only the D betas: the D lr stays as written (2e-3)
+    assert _by_iteration(rows, "train/lr/d")[1] == pytest.approx(2e-3, rel=1e-6)
 
     # frozen decoder: unchanged and not optimised; the rest of G did train
     for k, v in model.net_g.stylegan_decoder.state_dict().items():
@@ -233,9 +233,9 @@ def test_schedules_use_own_counter_not_global_step(make_cfg) -> None:
     assert int(model.iteration) == 3
     assert trainer.global_step > 3  # Lightning counts every optimizer step
     lrs = _by_iteration(_metrics_rows(cfg), "train/lr/g")
-    # BasicSR steps the scheduler at the start of an iteration: halved AT the milestone
-    base = float(cfg.model.g_optimizer.lr)
-    assert lrs[1] == pytest.approx(base) and lrs[2] == pytest.approx(base / 2)
+    # BasicSR steps the schedulers from the second iteration on: milestone 2 acts from iteration 3
+    base = float(cfg.model.optimizers.generator.lr)
+    assert lrs[1] == pytest.approx(base) and lrs[2] == pytest.approx(base)
     assert lrs[3] == pytest.approx(base / 2)
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["iteration"] == 3 and int(ckpt["state_dict"]["iteration"]) == 3
@@ -248,7 +248,11 @@ def _final_state(model: GFPGANModule) -> dict[str, torch.Tensor]:
 
 def test_resume_mid_epoch_is_bit_identical(make_cfg, tmp_path: Path) -> None:
     # 12 images, batch 4: 3 iterations per epoch; resume after iteration 2 (mid-epoch) to 5
-    common = ["model.max_iterations=5", "model.r1_interval=2", "trainer.val_check_interval=1"]
+    common = [
+        "model.max_iterations=5",
+        "model.discriminator_loss.r1_interval=2",
+        "trainer.val_check_interval=1",
+    ]
     common += ["callbacks.model_checkpoint.save_top_k=-1", "test=false"]
     cfg_a = make_cfg(_overrides("gfpgan_tiny", *common), tiny=False)
     _, run_a = train(cfg_a)
@@ -305,8 +309,7 @@ def test_export_loads_into_official_class_strict(cls: type, tmp_path: Path) -> N
         cls(**kwargs),
         StyleGAN2Discriminator(32, narrow=0.0625),
         {"pixel": torch.nn.L1Loss()},
-        g_optimizer=torch.optim.Adam,
-        d_optimizer=torch.optim.Adam,
+        optimizers={"generator": torch.optim.Adam, "discriminator": torch.optim.Adam},
         ema=EMA(half_life_images=100),
     )
     with torch.no_grad():
@@ -340,7 +343,7 @@ def test_export_cli_and_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFix
 def test_bf16_mixed_iteration_keeps_r1_in_float32(
     make_cfg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import faceprior.models.gfpgan as gfpgan_module
+    import faceprior.losses.gan as gfpgan_module
 
     dtypes: list[tuple[torch.dtype, torch.dtype, bool]] = []
 
@@ -351,7 +354,10 @@ def test_bf16_mixed_iteration_keeps_r1_in_float32(
     monkeypatch.setattr(gfpgan_module, "r1_penalty", spy)
     cfg = make_cfg(
         _overrides(
-            "gfpgan_tiny", "trainer.precision=bf16-mixed", "model.r1_interval=1", "debug=fdr"
+            "gfpgan_tiny",
+            "trainer.precision=bf16-mixed",
+            "model.discriminator_loss.r1_interval=1",
+            "debug=fdr",
         ),
         tiny=False,
     )

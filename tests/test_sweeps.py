@@ -30,7 +30,12 @@ def _run(
 @pytest.mark.slow
 def test_multirun_two_jobs_two_wandb_runs(tmp_path: Path, data_root: Path) -> None:
     _run(
-        ["-m", "experiment=quickstart", "trainer.max_steps=2", "model.optimizer.lr=1e-3,2e-3"],
+        [
+            "-m",
+            "experiment=quickstart",
+            "trainer.max_steps=2",
+            "model.optimizers.generator.lr=1e-3,2e-3",
+        ],
         tmp_path,
         data_root,
     )
@@ -83,7 +88,7 @@ def test_optuna_two_trials_with_sqlite(tmp_path: Path, data_root: Path) -> None:
     assert (tmp_path / "logs" / "optuna_quickstart.db").is_file()
     sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
     text = (sweep / "optimization_results.yaml").read_text()
-    assert "best_params" in text and "model.optimizer.lr" in text
+    assert "best_params" in text and "model.optimizers.generator.lr" in text
 
 
 @pytest.mark.slow

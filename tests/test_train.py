@@ -88,7 +88,7 @@ def test_resume_restores_model_optimizer_and_iteration(make_cfg, tmp_path: Path)
 
     orig = runtime.instantiate_callbacks
     runtime_cbs = lambda c: [*orig(c), Probe()]  # noqa: E731
-    import faceprior.train as train_mod
+    import faceprior.runs as train_mod
 
     train_mod.instantiate_callbacks = runtime_cbs
     try:
@@ -116,7 +116,7 @@ def test_ema_weights_are_trained_saved_and_used_for_eval(make_cfg) -> None:
     model = objects["model"]
     assert model.ema is not None and model.eval_net is model.ema.shadow
     assert int(model.ema.images_seen) > 0  # (the test stage reloaded the best checkpoint)
-    live = dict(model.net.named_parameters())
+    live = dict(model.net_g.named_parameters())
     diffs = [(p - live[n]).abs().max().item() for n, p in model.ema.shadow.named_parameters()]
     assert max(diffs) > 0  # the average trails the live weights
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)

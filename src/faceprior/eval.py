@@ -13,7 +13,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from faceprior.train import build_run
+from faceprior.runs import build_run
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
 from faceprior.utils.runtime import resolve_checkpoint, task_wrapper
 

@@ -14,6 +14,13 @@ from faceprior.metrics.landmarks import landmark_distance
 
 pytestmark = pytest.mark.real_data
 
+#: Identity angle (degrees) of a pair of IDENTICAL embeddings (row 0 of the arrays): at most this
+#: instead of 0. The formula is float64, but arccos is ill-conditioned at 0: the cosine is 1 only
+#: up to the last bits of 512-term float64 sums, whose order follows the CPU's SIMD width; orders
+#: that differ by 4 ulps in those sums already give up to 2.4e-6 (1 ulp below 1 is 8.5e-7). The
+#: other rows (0.29 to 169 degrees) are well-conditioned and keep the README's 1e-6 (ours: 4e-12).
+IDENTICAL_PAIR_MAX_DEG = 1e-5
+
 
 @pytest.mark.parametrize("case", ["full_rank_d32", "rank_deficient_d64"])
 def test_frechet_distance(case, reference_dir, reference_values):
@@ -28,11 +35,15 @@ def test_identity_angle_and_vqfr_rule(reference_dir, reference_values):
     spec = reference_values["identity_angle"]
     gt, restored = (torch.from_numpy(np.load(reference_dir / p)) for p in spec["inputs"])
     angles = identity_angle(gt, restored)
-    np.testing.assert_allclose(angles.numpy(), spec["degrees"], atol=1e-6, rtol=0)
-    assert float(vqfr_mean(angles)) == pytest.approx(
+    expected = np.asarray(spec["degrees"])
+    assert torch.equal(gt[0], restored[0]) and expected[0] == 0.0  # the identical pair
+    assert 0.0 <= float(angles[0]) <= IDENTICAL_PAIR_MAX_DEG  # (NaN without the clip)
+    np.testing.assert_allclose(angles.numpy()[1:], expected[1:], atol=1e-6, rtol=0)
+    assert float(vqfr_mean(angles)) == pytest.approx(  # excludes row 0
         spec["mean_degrees_vqfr_rule_excluding_lt1deg"], abs=1e-6
     )
-    assert float(angles.mean()) == pytest.approx(spec["mean_degrees_all"], abs=1e-6)
+    all_tol = 1e-6 + IDENTICAL_PAIR_MAX_DEG / len(expected)  # row 0's share of the mean
+    assert float(angles.mean()) == pytest.approx(spec["mean_degrees_all"], abs=all_tol)
     assert int((angles < 1.0).sum()) == spec["vqfr_identical_count_lt1deg"]
 
 

@@ -16,13 +16,24 @@ from faceprior.metrics.functional import calculate_niqe, calculate_psnr, calcula
 
 pytestmark = pytest.mark.real_data
 
-#: CLI metric name -> (reference key, tolerance)
+#: CLI metric name -> (reference key, tolerance): the reference README's. PSNR/SSIM are float64
+#: math on 8-bit pixels, so CPU-dependent rounding (~1e-13) stays far below these on any CPU.
 CLI_KEYS = {
     "psnr": ("psnr_rgb", 1e-4),
     "ssim": ("ssim_rgb", 1e-6),
     "psnr_y": ("psnr_y", 1e-4),
     "ssim_y": ("ssim_y", 1e-6),
 }
+
+#: NIQE golden-value tolerance (absolute), sized to the reference's own CPU dependence, not to
+#: our error: BasicSR's NIQE (and ours, which repeats its float32 steps) forms the half-scale
+#: image with float32 ``Tensor.mv`` (MKL sgemv, whose kernels differ between CPU models), and the
+#: float32 contrast normalisation amplifies one-ulp changes there to ~1e-3 in the score. The
+#: reference README reports up to ~4e-3 between CPUs (``niqe.per_image_other_cpu``, an Intel Xeon
+#: run of the same files, is 1.5e-3 from ``per_image``; ``MKL_CBWR=COMPATIBLE`` moves p04 by
+#: 3.9e-3). Wrong conventions still fail: gray/YIQ luma is off by 0.01-0.76 on every image, the
+#: pyiqa torch port by up to 0.08 (beyond 1e-2 on 7 of the 10 restored images).
+NIQE_TOL = 1e-2
 
 
 @pytest.mark.parametrize("name", sorted(CLI_KEYS))
@@ -37,8 +48,9 @@ def test_cli_psnr_ssim_per_pair_and_mean(name, cli_results, reference_values):
 def test_cli_niqe_per_image_and_mean(cli_results, reference_values):
     niqe = reference_values["niqe"]
     for pid, row in cli_results["per_image"].items():
-        assert row["niqe"] == pytest.approx(niqe["per_image"][f"restored/{pid}.png"], abs=1e-3)
-    assert cli_results["mean"]["niqe"] == pytest.approx(niqe["mean"]["restored"], abs=1e-3)
+        expected = niqe["per_image"][f"restored/{pid}.png"]
+        assert row["niqe"] == pytest.approx(expected, abs=NIQE_TOL), pid
+    assert cli_results["mean"]["niqe"] == pytest.approx(niqe["mean"]["restored"], abs=NIQE_TOL)
 
 
 @pytest.mark.parametrize(
@@ -81,5 +93,5 @@ def test_niqe_gt_images(reference_dir, reference_values):
         if name.startswith("gt/")
     ]
     expected = [v for k, v in niqe["per_image"].items() if k.startswith("gt/")]
-    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
-    assert np.mean(got) == pytest.approx(niqe["mean"]["gt"], abs=1e-3)
+    np.testing.assert_allclose(got, expected, atol=NIQE_TOL, rtol=0)
+    assert np.mean(got) == pytest.approx(niqe["mean"]["gt"], abs=NIQE_TOL)

@@ -101,10 +101,12 @@ def test_compute_is_mean_and_reset(synthetic_pairs, unit_rgb):
 def test_matlab_resize_weights_and_constant_image():
     weights, indices = resize_weights(480, 0.5)
     assert weights.shape == (240, 8) and weights.dtype == torch.float32
+    # Exact on any CPU: at scale 0.5 every kernel argument is k/4 and every intermediate a short
+    # dyadic fraction, so no float32 step (in any order, with or without FMA) rounds.
     expected = np.array([-0.0234375, -0.0703125, 0.2265625, 0.8671875]) / 2
     np.testing.assert_array_equal(weights[0].numpy(), np.r_[expected, expected[::-1]])
     assert indices[0].tolist() == list(range(-2, 6))  # 1-based, mirrored at the border
-    flat = torch.full((96, 64), 0.25)
+    flat = torch.full((96, 64), 0.25)  # sums of those weights times 0.25: exact as well
     assert torch.equal(imresize(flat, 0.5), torch.full((48, 32), 0.25))
 
 
@@ -129,6 +131,7 @@ def test_niqe_orders_quality(make_face):
     assert sharp_value < blurred_value
     luma = rgb_to_y(sharp).round()[0, 0].float().numpy()
     padded = np.pad(luma, ((0, 20), (0, 30)), constant_values=7)
+    # same float32 ops on the same pixels in one process (only the memory differs): equal
     assert niqe_of_luma(padded) == pytest.approx(niqe_of_luma(luma), abs=1e-12)
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from faceprior.checkpoints import REGISTRY, WEIGHTS
 from faceprior.metrics.weights import (
     METRIC_WEIGHTS,
     MetricWeights,
@@ -62,3 +63,25 @@ def test_hash_checks(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="not comparable"):
         resolved = resolve_metric_weights("bad", tmp_path)
     assert resolved.verified is False and resolved.describe()["sha256"] == digest
+
+
+def test_metric_entries_come_from_the_one_registry():
+    metric_entries = {s.name: s for s in WEIGHTS.values() if "metric" in s.purposes}
+    assert metric_entries == METRIC_WEIGHTS
+    assert METRIC_WEIGHTS["arcface_resnet18"] is REGISTRY["arcface_resnet18"]
+    assert "GFPGANv1.4" not in METRIC_WEIGHTS and "vgg19" not in METRIC_WEIGHTS
+
+
+def test_missing_file_message_with_direct_url(tmp_path):
+    with pytest.raises(MissingWeightsError) as info:
+        resolve_metric_weights("alignment_WFLW_4HG", tmp_path)
+    message = str(info.value)
+    assert "alignment_WFLW_4HG.pth" in message and str(tmp_path) in message
+    assert "https://github.com/xinntao/facexlib/releases/download/v0.1.0/" in message
+    assert "faceprior-weights download alignment_WFLW_4HG" in message
+
+
+def test_bundled_metric_file_is_read_from_the_package(tmp_path):
+    resolved = resolve_metric_weights("niqe_pris_params", tmp_path)
+    assert resolved.verified is True and resolved.path.name == "niqe_pris_params.npz"
+    assert resolved.path.parent.name == "data" and resolved.path.is_file()

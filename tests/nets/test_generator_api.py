@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from faceprior import nets
-from faceprior.checkpoints import StateDictMismatchError, export_checkpoint
+from faceprior.checkpoints import StateDictMismatchError, export_checkpoint, load_pretrained_decoder
 
 
 def _defaults(fn: Any) -> dict[str, Any]:
@@ -86,23 +86,25 @@ def test_gpen_returns_latent_only_when_asked(
     assert truncated.shape == image.shape and not torch.equal(truncated, out)
 
 
-def test_decoder_load_path_and_fix_decoder(tmp_path: Path) -> None:
+def test_decoder_prior_loading_and_fix_decoder(tmp_path: Path) -> None:
     torch.manual_seed(1)
     prior = nets.StyleGAN2GeneratorClean(32, 32, 8, channel_multiplier=2, narrow=0.0625)
     prior_file = export_checkpoint(prior, tmp_path / "prior.pth", "params_ema")
     cfg = {"out_size": 32, "num_style_feat": 32, "channel_multiplier": 2, "narrow": 0.0625}
-    model = nets.GFPGANv1Clean(**cfg, decoder_load_path=prior_file, fix_decoder=True)
+    model = nets.GFPGANv1Clean(**cfg, fix_decoder=True)
+    load_pretrained_decoder(model.stylegan_decoder, prior_file)
     for k, v in prior.state_dict().items():
         assert torch.equal(model.stylegan_decoder.state_dict()[k], v), k
     assert not any(p.requires_grad for p in model.stylegan_decoder.parameters())
     assert all(p.requires_grad for n, p in model.named_parameters() if "stylegan_decoder" not in n)
-    trainable = nets.GFPGANv1Clean(**cfg, decoder_load_path=str(prior_file), fix_decoder=False)
+    trainable = nets.GFPGANv1Clean(**cfg, fix_decoder=False)
     assert all(p.requires_grad for p in trainable.parameters())
 
     torch.manual_seed(2)
     prior_v1 = nets.StyleGAN2Generator(32, 32, 8, channel_multiplier=1, narrow=0.0625)
     v1_file = export_checkpoint(prior_v1, tmp_path / "prior_v1.pth", "params_ema")
-    v1 = nets.GFPGANv1(32, 32, 1, narrow=0.0625, decoder_load_path=v1_file)
+    v1 = nets.GFPGANv1(32, 32, 1, narrow=0.0625)
+    load_pretrained_decoder(v1.stylegan_decoder, str(v1_file))
     assert torch.equal(
         v1.stylegan_decoder.style_conv1.modulated_conv.weight,
         prior_v1.style_conv1.modulated_conv.weight,
@@ -110,14 +112,25 @@ def test_decoder_load_path_and_fix_decoder(tmp_path: Path) -> None:
     assert not any(p.requires_grad for p in v1.stylegan_decoder.parameters())  # default True
 
 
-def test_decoder_load_path_wrong_prior_is_readable(tmp_path: Path) -> None:
+def test_networks_do_not_open_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"networks do not read files; set model.decoder_prior"):
+        nets.GFPGANv1(32, 32, 1, narrow=0.0625, decoder_load_path=str(tmp_path / "prior.pth"))
+
+
+def test_decoder_prior_errors_are_readable(tmp_path: Path) -> None:
     wrong = nets.StyleGAN2GeneratorClean(64, 32, 8, channel_multiplier=1, narrow=0.125)
     path = export_checkpoint(wrong, tmp_path / "wrong.pth", "params_ema")
+    decoder = nets.GFPGANv1Clean(64, 32, 2, narrow=0.125).stylegan_decoder
     with pytest.raises(StateDictMismatchError, match="shape mismatch") as info:
-        nets.GFPGANv1Clean(64, 32, 2, narrow=0.125, decoder_load_path=path)
+        load_pretrained_decoder(decoder, path)
     text = str(info.value)
-    assert text.startswith(f"decoder_load_path {path} does not fit StyleGAN2GeneratorCSFT:")
+    assert text.startswith(f"model.decoder_prior {path} does not fit StyleGAN2GeneratorCSFT:")
     assert "file [1, 32, 64, 3, 3] vs network [1, 64, 64, 3, 3]" in text
+    missing = tmp_path / "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth"
+    with pytest.raises(
+        FileNotFoundError, match=r"model.decoder_prior: '.*800k.pth' does not exist"
+    ):
+        load_pretrained_decoder(decoder, missing)
 
 
 def test_unconditional_stylegan2_generators() -> None:

@@ -1,7 +1,19 @@
 """Numeric equality with the official outputs (``../shared/reference/official/*.pt``).
 
 Each vector holds random weights in the official key layout, a fixed input and the outputs of
-the unmodified official classes (float32, CPU). Tolerance: ``rtol = atol = 1e-5``.
+the unmodified official classes (float32, CPU), made on another machine.
+
+Tolerance: ``max |actual - expected| <= 1e-5 + 1e-5 * max |expected|`` per output tensor.
+Bit equality is not guaranteed: oneDNN/MKL pick float32 convolution and GEMM kernels (blocking,
+reduction order) by CPU model, and our equivalent ops are not bitwise the official ones anyway
+(max err up to 3e-6 on an AMD EPYC with the default kernels). That rounding noise accumulates
+through the layers in proportion to the activations' magnitude, not to each element's value,
+so the relative term uses the tensor's scale: per-element ``allclose(rtol=atol=1e-5)`` kept
+only ~10% headroom on GFPGANv1's output (max |value| 14, many elements near 0) with oneDNN's
+and ATen's AVX2 kernels (``DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``: max err 2e-5;
+13% of this bound). Real errors stay far outside it: a wrong minibatch-stddev grouping moves
+the discriminator outputs by 1e-3..1e-2 (the vectors scale those weights up for this), a 1%
+change of one modulation bias moves GFPGANv1's output by 2.6e-2 (190x the bound).
 """
 
 from __future__ import annotations
@@ -20,11 +32,17 @@ LoadVector = Callable[[str], Vector]
 Build = Callable[[Vector], nn.Module]
 
 
+#: see the module docstring: absolute floor and relative-to-scale term of the bound
+ATOL = RTOL = 1e-5
+
+
 def assert_matches(actual: Tensor, expected: Tensor, what: str) -> None:
-    """``allclose`` at 1e-5 with the max abs difference in the failure message."""
+    """Max abs error within ``ATOL + RTOL * max |expected|`` (float32 cross-CPU rounding)."""
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
+    assert torch.isfinite(actual).all(), f"{what}: non-finite values"
     err = (actual - expected).abs().max().item()
-    assert torch.allclose(actual, expected, rtol=1e-5, atol=1e-5), f"{what}: max abs err {err}"
+    bound = ATOL + RTOL * expected.abs().max().item()
+    assert err <= bound, f"{what}: max abs err {err:.3g} > {bound:.3g}"
 
 
 @pytest.mark.parametrize("file", ["gfpganv1_clean_small.pt", "gfpganv1_small.pt"])
@@ -59,7 +77,7 @@ def test_gpen_generator(load_vector: LoadVector, build_official: Build) -> None:
         image2, latent = model(x, **vec["latent_forward_kwargs"])
         assert latent is not None
         assert_matches(latent, vec["latent"], "latent")
-        assert torch.equal(image, image2)
+        assert torch.equal(image, image2)  # same ops on the same input in one process
 
 
 def test_gpen_generator_draws_no_random_numbers(

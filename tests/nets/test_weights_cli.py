@@ -1,7 +1,9 @@
-"""Weights directory resolution, pretrained loading, download failures and ``faceprior-weights``."""
+"""Weights dir, pretrained loading, downloads, ``faceprior-weights`` and the one weights registry."""
 
 from __future__ import annotations
 
+import io
+import re
 import urllib.error
 import urllib.request
 from importlib.metadata import entry_points
@@ -10,17 +12,25 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from faceprior import nets
 from faceprior.checkpoints import (
     ENV_VAR,
+    PURPOSES,
+    REGISTRY,
+    WEIGHTS,
     CheckpointError,
     DownloadError,
+    UnknownCheckpointError,
     download_weights,
     export_checkpoint,
+    get_spec,
+    get_weights,
     load_from_file,
     load_pretrained,
     resolve_weights,
+    sha256sum,
     weights_dir,
 )
 from faceprior.checkpoints.cli import main
@@ -167,3 +177,132 @@ def test_console_script_entry_point() -> None:
     (script,) = [ep for ep in scripts if ep.name == "faceprior-weights"]
     assert script.value == "faceprior.checkpoints.cli:main"
     assert script.load() is main
+
+
+# -- the one registry: networks, loss networks and metric files --------------------------------
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+MISSING = object()
+
+
+def _config_key_exists(key: str) -> bool:
+    """Whether some file of a config group defines the dotted key (``key=value``: the key part)."""
+    parts = key.partition("=")[0].split(".")
+    for split in range(1, len(parts)):
+        group = CONF.joinpath(*parts[:split])
+        for file in sorted(group.glob("*.yaml")) if group.is_dir() else []:
+            node: Any = yaml.safe_load(file.read_text())
+            for part in parts[split:]:
+                node = node.get(part, MISSING) if isinstance(node, dict) else MISSING
+            if node is not MISSING:
+                return True
+    return False
+
+
+def test_one_registry_holds_every_file() -> None:
+    assert set(REGISTRY) <= set(WEIGHTS)
+    assert all(WEIGHTS[name] is spec for name, spec in REGISTRY.items())
+    assert {"vgg19", "vgg16", "pt_inception", "inception_FFHQ_512", "niqe_pris_params"} <= set(
+        WEIGHTS
+    )
+    assert set(WEIGHTS["arcface_resnet18"].purposes) == {"loss", "metric"}
+    in_dir = [s.filename for s in WEIGHTS.values() if s.bundled is None]
+    assert len(in_dir) == len(set(in_dir)), "two entries would share a file in the weights dir"
+    for spec in WEIGHTS.values():
+        assert spec.purposes and set(spec.purposes) <= set(PURPOSES), spec.name
+        assert spec.url or spec.page, spec.name
+        assert spec.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", spec.sha256), spec.name
+        for key in spec.config_keys:
+            assert _config_key_exists(key), f"{spec.name}: no config defines {key!r}"
+
+
+def test_lookup_by_any_registered_name() -> None:
+    assert get_weights("VGG16").name == "vgg16"
+    assert get_weights("vgg19-dcbb9e9d.pth").name == "vgg19"
+    with pytest.raises(UnknownCheckpointError, match=r"registered names: GFPGANv1, .*vgg16"):
+        get_weights("nope")
+    with pytest.raises(UnknownCheckpointError, match="'vgg16' is a registered metric file"):
+        get_spec("vgg16")
+
+
+def test_bundled_files_resolve_from_their_package(tmp_path: Path) -> None:
+    path = resolve_weights("niqe_pris_params", weights_dir=tmp_path)
+    assert path.parts[-3:] == ("metrics", "data", "niqe_pris_params.npz")
+    assert WEIGHTS["niqe_pris_params"].check_digest(sha256sum(path)) is True
+    assert resolve_weights("lpips_vgg").parts[-4:] == ("lpips", "weights", "v0.1", "vgg.pth")
+    with pytest.raises(DownloadError, match="nothing to download"):
+        download_weights("niqe_pris_params", tmp_path)
+
+
+def test_resolve_a_metric_file_missing_message(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        resolve_weights("vgg16", tmp_path)
+    text = str(info.value)
+    assert "vgg16-397923af.pth" in text and str(tmp_path) in text
+    assert "faceprior-weights download vgg16" in text
+    assert "https://download.pytorch.org/models/vgg16-397923af.pth" in text
+
+
+def test_download_metric_names_without_network(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["download", "pt_inception", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "could not download 'pt_inception' from https://github.com/mseitzer/" in err
+    assert "network is unreachable" in err and str(tmp_path) in err
+    assert main(["download", "inception_FFHQ_512", "--dir", str(tmp_path)]) == 1
+    assert "no direct download URL" in capsys.readouterr().err
+    assert main(["download", "lpips_vgg", "--dir", str(tmp_path)]) == 1
+    assert "nothing to download" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_checks_the_hash_prefix_of_the_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"not vgg19"))
+    assert main(["download", "vgg19", "--dir", str(tmp_path)]) == 1
+    assert "expected it to start with dcbb9e9d" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # the wrong file is not kept
+
+
+def test_cli_list_shows_metric_files_and_filters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "vgg16-397923af.pth").write_bytes(b"x")
+    assert main(["list", "--dir", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:-1]}
+    assert set(lines) == set(WEIGHTS)
+    assert lines["vgg16"].split()[1:] == [
+        "metric",
+        "-",
+        "vgg16-397923af.pth",
+        "-",
+        "397923af*",
+        "yes",
+    ]
+    assert lines["niqe_pris_params"].split()[-1] == "bundled"
+    assert lines["GFPGANv1.4"].split()[1:3] == ["network", "GFPGANv1Clean"]
+    assert main(["list", "--dir", str(tmp_path), "--for", "loss", "--long"]) == 0
+    out = capsys.readouterr().out
+    assert "model_ir_se50" in out and "vgg16 " not in out and "GFPGANv1.4" not in out
+    assert "config: model.generator_losses.perceptual.weights_path" in out
+    assert "from: https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in out
+
+
+def test_cli_verify_a_metric_file_by_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    niqe = resolve_weights("niqe_pris_params")
+    assert main(["verify", str(niqe), "--name", "niqe_pris_params"]) == 0
+    assert "hash: OK (matches the registry)" in capsys.readouterr().out
+    fake = tmp_path / "vgg16-397923af.pth"
+    fake.write_bytes(b"random")
+    assert main(["verify", str(fake), "--name", "vgg16"]) == 1
+    assert "hash: MISMATCH (registry has 397923af...)" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "nope.pth"), "--name", "vgg16"]) == 2
+    assert "file not found" in capsys.readouterr().err

@@ -1,10 +1,11 @@
-"""Official checkpoint I/O: layouts, strict loading with readable errors, registry, weights dir.
+"""Official checkpoint I/O and the one registry of weight files (networks, losses, metrics).
 
 Typical use::
 
-    from faceprior.checkpoints import load_pretrained, export_checkpoint
+    from faceprior.checkpoints import load_pretrained, export_checkpoint, resolve_weights
     net = load_pretrained("GFPGANv1.4")          # from $FACEPRIOR_WEIGHTS_DIR, strict, eval()
     export_checkpoint(my_net, "out.pth", "params_ema")   # back to the official layout
+    resolve_weights("vgg19")                     # path of any registered file, or a clear error
 """
 
 from faceprior.checkpoints.errors import (
@@ -35,12 +36,18 @@ from faceprior.checkpoints.layouts import (
     wrap_state_dict,
 )
 from faceprior.checkpoints.registry import (
+    PURPOSES,
     REGISTRY,
+    WEIGHTS,
     CheckpointSpec,
+    Purpose,
+    WeightsFile,
     expected_shapes,
     get_spec,
+    get_weights,
     identify,
     list_specs,
+    list_weights,
     match_kwargs,
 )
 from faceprior.checkpoints.weights import (
@@ -48,6 +55,7 @@ from faceprior.checkpoints.weights import (
     download_weights,
     load_from_file,
     load_pretrained,
+    locate_weights,
     resolve_weights,
     weights_dir,
 )
@@ -55,15 +63,19 @@ from faceprior.checkpoints.weights import (
 __all__ = [
     "ENV_VAR",
     "LAYOUTS",
+    "PURPOSES",
     "REGISTRY",
+    "WEIGHTS",
     "CheckpointError",
     "CheckpointSpec",
     "ChecksumError",
     "DownloadError",
     "ExtractedStateDict",
+    "Purpose",
     "StateDictDiff",
     "StateDictMismatchError",
     "UnknownCheckpointError",
+    "WeightsFile",
     "convert_checkpoint",
     "diff_state_dict",
     "download_weights",
@@ -72,13 +84,16 @@ __all__ = [
     "export_training_checkpoint",
     "extract_state_dict",
     "get_spec",
+    "get_weights",
     "identify",
     "list_specs",
+    "list_weights",
     "load_from_file",
     "load_pretrained",
     "load_pretrained_decoder",
     "load_state_dict_checked",
     "load_state_dict_file",
+    "locate_weights",
     "match_kwargs",
     "read_checkpoint",
     "resolve_weights",

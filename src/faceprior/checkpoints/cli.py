@@ -1,4 +1,8 @@
-"""``faceprior-weights``: list, verify, convert, export and download checkpoints.
+"""``faceprior-weights``: list, verify, convert, export and download the registered files.
+
+Every file a configuration can need is registered once (:data:`faceprior.checkpoints.WEIGHTS`):
+network checkpoints, loss networks and metric files. ``list`` shows them all, ``download`` and
+``verify --name`` take any registered name; ``convert`` and ``export`` work on network files.
 
 Exit status: 0 success, 1 verification/download failure, 2 bad usage or unreadable file.
 """
@@ -12,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faceprior.checkpoints.errors import CheckpointError, DownloadError
+from faceprior.checkpoints.errors import CheckpointError, ChecksumError, DownloadError
 from faceprior.checkpoints.io import (
     convert_checkpoint,
     diff_state_dict,
@@ -22,26 +26,69 @@ from faceprior.checkpoints.io import (
 from faceprior.checkpoints.io import sha256sum as file_sha256
 from faceprior.checkpoints.layouts import LAYOUTS, ExtractedStateDict
 from faceprior.checkpoints.registry import (
+    PURPOSES,
     CheckpointSpec,
+    WeightsFile,
     expected_shapes,
-    get_spec,
+    get_weights,
     identify,
-    list_specs,
+    list_weights,
+    signature,
 )
-from faceprior.checkpoints.weights import download_weights, weights_dir
+from faceprior.checkpoints.weights import download_weights, locate_weights, weights_dir
+
+
+def _hash_cell(spec: WeightsFile) -> str:
+    if spec.sha256:
+        return spec.sha256[:12]
+    return f"{spec.sha256_prefix}*" if spec.sha256_prefix else "-"
+
+
+def _present_cell(spec: WeightsFile, folder: Path) -> str:
+    found = locate_weights(spec, folder).is_file()
+    if spec.bundled is not None:
+        return "bundled" if found else "MISSING"
+    return "yes" if found else "-"
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     folder = Path(args.dir).expanduser() if args.dir else weights_dir()
     print(f"weights directory: {folder}")
-    rows = [("name", "architecture", "file", "layout", "sha256", "present")]
-    for spec in list_specs():
-        present = "yes" if (folder / spec.filename).is_file() else "-"
-        sha = spec.sha256[:12] if spec.sha256 else "-"
-        rows.append((spec.name, spec.arch, spec.filename, spec.layout, sha, present))
+    specs = list_weights(args.purpose)
+    rows = [("name", "for", "architecture", "file", "layout", "sha256", "present")]
+    for spec in specs:
+        net = spec if isinstance(spec, CheckpointSpec) else None
+        rows.append((
+            spec.name,
+            ",".join(spec.purposes),
+            net.arch if net else "-",
+            spec.filename,
+            net.layout if net else "-",
+            _hash_cell(spec),
+            _present_cell(spec, folder),
+        ))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
+
+    def show(row: tuple[str, ...]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+    show(rows[0])
+    for row, spec in zip(rows[1:], specs):
+        show(row)
+        if args.long:
+            print(f"    from: {spec.source()}")
+            if spec.bundled:
+                print(f"    installed as: {spec.bundled}")
+            print(f"    config: {', '.join(spec.config_keys) or '(no config key; Python API)'}")
+            if spec.note:
+                print(f"    note: {spec.note}")
+    missing = [s for s in specs if s.bundled is None and not locate_weights(s, folder).is_file()]
+    if missing:
+        print(
+            f"{len(missing)} of {len(specs)} files missing in {folder}; `faceprior-weights list "
+            "--long` shows where to get each, `faceprior-weights download NAME` fetches those "
+            "with a direct URL."
+        )
     return 0
 
 
@@ -53,8 +100,7 @@ def _check_against(
     for kwargs in candidates:
         if not diff_state_dict(expected_shapes(arch, kwargs), sd).ok:
             continue
-        sig = CheckpointSpec("", arch, kwargs, "", None, "bare").signature()
-        print(f"OK: keys and shapes fit {label} = {sig}")
+        print(f"OK: keys and shapes fit {label} = {signature(arch, kwargs)}")
         return 0
     diff = diff_state_dict(expected_shapes(arch, candidates[0]), sd)
     print(f"MISMATCH: the file does not fit {label}:\n{diff.summary()}")
@@ -63,24 +109,48 @@ def _check_against(
     return 1
 
 
+def _hash_verdict(spec: WeightsFile, sha: str) -> int:
+    """Print how the file's SHA-256 compares with the registry; 1 on a mismatch."""
+    verdict = spec.check_digest(sha)
+    if verdict is None:
+        checked = "keys and shapes only" if isinstance(spec, CheckpointSpec) else "nothing"
+        print(f"hash: no SHA-256 registered for '{spec.name}'; checked {checked}")
+        return 0
+    if verdict:
+        what = "the registry" if spec.sha256 else f"the prefix {spec.sha256_prefix} of the name"
+        print(f"hash: OK (matches {what})")
+        return 0
+    registered = spec.sha256 or f"{spec.sha256_prefix}..."
+    print(f"hash: MISMATCH (registry has {registered})")
+    return 1
+
+
+def _verify_plain_file(path: Path, spec: WeightsFile) -> int:
+    """A registered file that is not a network checkpoint: hash only."""
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    sha = file_sha256(path)
+    print(f"file: {path}")
+    print(f"sha256: {sha}")
+    status = _hash_verdict(spec, sha)
+    if spec.note:
+        print(f"note: {spec.note}")
+    return status
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     path = Path(args.file)
+    spec = get_weights(args.name) if args.name else None
+    if spec is not None and not isinstance(spec, CheckpointSpec):
+        return _verify_plain_file(path, spec)
     extracted = load_state_dict_file(path, key=args.key, trusted=args.trusted)
     sha = file_sha256(path)
     numel = sum(v.numel() for v in extracted.state_dict.values())
     print(f"file: {path}")
     print(f"sha256: {sha}")
     print(f"layout: {extracted.describe()}; {len(extracted.state_dict)} tensors, {numel:,} values")
-    if args.name:
-        spec = get_spec(args.name)
-        status = 0
-        if spec.sha256 is None:
-            print(f"hash: no SHA-256 registered for '{spec.name}'; checked keys and shapes only")
-        elif spec.sha256.lower() == sha:
-            print("hash: OK (matches the registry)")
-        else:
-            print(f"hash: MISMATCH (registry has {spec.sha256})")
-            status = 1
+    if spec is not None:
+        status = _hash_verdict(spec, sha)
         if extracted.layout != spec.layout:
             print(f"note: the official file uses layout '{spec.layout}'")
         if spec.note:
@@ -94,8 +164,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if not matches:
         print("no registered architecture fits this file (use --arch/--kwargs for custom configs)")
         return 1
-    for spec, kwargs in matches:
-        print(f"fits registry entry '{spec.name}' = {spec.signature(kwargs)}")
+    for match, kwargs in matches:
+        print(f"fits registry entry '{match.name}' = {match.signature(kwargs)}")
     return 0
 
 
@@ -123,18 +193,28 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``faceprior-weights``."""
     parser = argparse.ArgumentParser(
-        prog="faceprior-weights", description="Official GFP-GAN / GPEN checkpoint tools."
+        prog="faceprior-weights",
+        description="Registered weight files (networks, loss networks, metric files) and "
+        "official GFP-GAN / GPEN checkpoint tools.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list the registered official checkpoints")
+    p = sub.add_parser("list", help="list every registered file and whether it is present")
     p.add_argument("--dir", help="weights directory (default: $FACEPRIOR_WEIGHTS_DIR)")
+    p.add_argument(
+        "--for", dest="purpose", choices=PURPOSES, help="only the files serving this purpose"
+    )
+    p.add_argument(
+        "--long", action="store_true", help="also show source, config keys and notes per file"
+    )
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("verify", help="check a file's layout, hash, keys and shapes")
+    p = sub.add_parser("verify", help="check a file's hash (and layout, keys, shapes)")
     p.add_argument("file")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--name", help="registry entry to check against (hash, keys, shapes)")
+    group.add_argument(
+        "--name", help="registry entry to check against (hash; keys and shapes for networks)"
+    )
     group.add_argument("--arch", help="faceprior.nets class to check against (custom configs)")
     p.add_argument("--kwargs", help="JSON constructor arguments for --arch")
     p.add_argument("--key", help="take the state dict from this top-level key")
@@ -158,8 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted", action="store_true", help="allow arbitrary pickled objects")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("download", help="fetch a file from its official URL (needs network)")
-    p.add_argument("name")
+    p = sub.add_parser(
+        "download", help="fetch a registered file from its official URL (needs network)"
+    )
+    p.add_argument("name", help="any registered name (`faceprior-weights list`)")
     p.add_argument("--dir", help="weights directory (default: $FACEPRIOR_WEIGHTS_DIR)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.set_defaults(func=_cmd_download)
@@ -173,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, DownloadError) else 2
+        return 1 if isinstance(exc, DownloadError | ChecksumError) else 2
     return status
 
 

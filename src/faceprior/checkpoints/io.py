@@ -238,10 +238,36 @@ def load_file_into(module: nn.Module, path: str | Path, source: str) -> None:
     load_state_dict_checked(module, extracted.state_dict, strict=True, source=source)
 
 
-def load_pretrained_decoder(decoder: nn.Module, path: str | Path) -> None:
-    """Load a StyleGAN2 prior into a GFP-GAN decoder (official ``decoder_load_path`` behaviour).
+def _existing(path: str | Path, key: str, expected: str) -> Path:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{key}: '{file}' does not exist (expected {expected}; `faceprior-weights list` shows "
+            "where to get it)"
+        )
+    return file
+
+
+def load_pretrained_decoder(
+    decoder: nn.Module, path: str | Path, key: str = "model.decoder_prior"
+) -> None:
+    """Load a StyleGAN2 prior into a GFP-GAN decoder (what the official ``decoder_load_path`` does).
 
     The official code reads ``['params_ema']``; other layouts are accepted as well. Keys and
-    shapes must match exactly.
+    shapes must match exactly. ``key`` names the config entry in errors.
     """
-    load_file_into(decoder, path, f"decoder_load_path {path}")
+    expected = (
+        "a StyleGAN2 prior in the official params_ema layout, for GFPGANv1 "
+        "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth from the GFP-GAN v0.1.0 release"
+    )
+    file = _existing(path, key, expected)
+    load_file_into(decoder, file, f"{key} {file}")
+
+
+def load_generator_weights(
+    net: nn.Module, path: str | Path, key: str = "model.init_weights"
+) -> None:
+    """Load a whole official-layout generator file strictly (``params_ema`` preferred)."""
+    expected = "an official generator file such as GFPGANv1.4.pth"
+    file = _existing(path, key, expected)
+    load_file_into(net, file, f"{key} {file}")

@@ -1,12 +1,15 @@
-"""Locating, downloading and loading the released weights from a local directory.
+"""Locating, downloading and loading the registered files from a local directory.
 
-Weights are never fetched implicitly: :func:`resolve_weights` only looks in the weights directory
-(``$FACEPRIOR_WEIGHTS_DIR``, default ``~/.cache/faceprior/weights``) and explains where to get a
-missing file; :func:`download_weights` fetches the official URL only when called.
+Files are never fetched implicitly: :func:`resolve_weights` only looks in the weights directory
+(``$FACEPRIOR_WEIGHTS_DIR``, default ``~/.cache/faceprior/weights``), or in the installing
+package for bundled files, and explains where to get a missing file; :func:`download_weights`
+fetches the official URL only when called. Every name of :data:`~faceprior.checkpoints.WEIGHTS`
+works here (networks, loss networks, metric files); loading a network needs a network entry.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -16,9 +19,20 @@ from pathlib import Path
 
 from torch import nn
 
-from faceprior.checkpoints.errors import CheckpointError, DownloadError
-from faceprior.checkpoints.io import load_state_dict_checked, load_state_dict_file, verify_sha256
-from faceprior.checkpoints.registry import CheckpointSpec, get_spec, identify, match_kwargs
+from faceprior.checkpoints.errors import CheckpointError, ChecksumError, DownloadError
+from faceprior.checkpoints.io import (
+    load_state_dict_checked,
+    load_state_dict_file,
+    sha256sum,
+    verify_sha256,
+)
+from faceprior.checkpoints.registry import (
+    WeightsFile,
+    get_spec,
+    get_weights,
+    identify,
+    match_kwargs,
+)
 
 ENV_VAR = "FACEPRIOR_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = "~/.cache/faceprior/weights"
@@ -32,23 +46,50 @@ def weights_dir() -> Path:
 _default_weights_dir = weights_dir
 
 
-def _target(spec: CheckpointSpec, directory: str | Path | None) -> tuple[Path, Path]:
-    folder = Path(directory).expanduser() if directory is not None else _default_weights_dir()
-    return folder, folder / spec.filename
+def _folder(directory: str | Path | None) -> Path:
+    return Path(directory).expanduser() if directory is not None else _default_weights_dir()
+
+
+def bundled_path(spec: WeightsFile) -> Path | None:
+    """Where the installed package keeps a bundled file (None: not bundled, package missing)."""
+    if spec.bundled is None:
+        return None
+    package, _, relative = spec.bundled.partition("/")
+    found = importlib.util.find_spec(package)  # locates the package without importing it
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations))) / relative
+
+
+def locate_weights(name: str | WeightsFile, weights_dir: str | Path | None = None) -> Path:
+    """Where a registered file is expected: its bundled copy, else ``<weights dir>/<filename>``.
+
+    The file may not exist; :func:`resolve_weights` checks.
+    """
+    spec = get_weights(name) if isinstance(name, str) else name
+    if spec.bundled is not None:
+        return bundled_path(spec) or Path(spec.bundled)
+    return _folder(weights_dir) / spec.filename
 
 
 def resolve_weights(name: str, weights_dir: str | Path | None = None) -> Path:
-    """Path of a registered file in the weights directory.
+    """Path of a registered file (network, loss or metric), checked to exist.
 
     Raises:
         FileNotFoundError: naming the file, its official URL (or share page) and the directory
-            to put it in.
+            to put it in (for a bundled file: the package that should have installed it).
         UnknownCheckpointError: for a name that is not registered.
     """
-    spec = get_spec(name)
-    folder, path = _target(spec, weights_dir)
+    spec = get_weights(name)
+    path = locate_weights(spec, weights_dir)
     if path.is_file():
         return path
+    if spec.bundled is not None:
+        raise FileNotFoundError(
+            f"weights '{spec.name}' not found: {spec.filename} should have been installed with "
+            f"the package as {spec.bundled}; reinstall it (original source: {spec.source()})."
+        )
+    folder = path.parent
     how = (
         f"run `faceprior-weights download {spec.name}` or download {spec.url}"
         if spec.url
@@ -60,17 +101,37 @@ def resolve_weights(name: str, weights_dir: str | Path | None = None) -> Path:
     )
 
 
+def _verify_download(spec: WeightsFile, path: Path) -> None:
+    """Full SHA-256 check where registered, else the file-name prefix where there is one."""
+    if spec.sha256:
+        verify_sha256(path, spec.sha256)
+    elif spec.sha256_prefix:
+        digest = sha256sum(path)
+        if not digest.startswith(spec.sha256_prefix.lower()):
+            raise ChecksumError(
+                f"SHA-256 mismatch for {spec.filename}: expected it to start with "
+                f"{spec.sha256_prefix}, got {digest}"
+            )
+
+
 def download_weights(name: str, weights_dir: str | Path | None = None, timeout: float = 60) -> Path:
     """Download a registered file from its official URL into the weights directory.
 
     The download goes to a temporary file first and is moved in place only when complete and,
-    when a SHA-256 is registered, verified.
+    when a SHA-256 (or a hash prefix in the file name) is registered, verified.
 
     Raises:
-        DownloadError: when there is no direct URL or the transfer fails (e.g. no network).
+        DownloadError: when there is no direct URL, the file is bundled with a package, or the
+            transfer fails (e.g. no network).
+        ChecksumError: when the downloaded file fails the registered hash.
     """
-    spec = get_spec(name)
-    folder, path = _target(spec, weights_dir)
+    spec = get_weights(name)
+    folder = _folder(weights_dir)
+    path = folder / spec.filename
+    if spec.bundled is not None:
+        raise DownloadError(
+            f"'{spec.name}' is installed with a package ({spec.bundled}); nothing to download"
+        )
     if spec.url is None:
         raise DownloadError(
             f"'{spec.name}' has no direct download URL; get {spec.filename} from "
@@ -82,8 +143,7 @@ def download_weights(name: str, weights_dir: str | Path | None = None, timeout: 
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, out)
-        if spec.sha256:
-            verify_sha256(tmp, spec.sha256)
+        _verify_download(spec, tmp)
         tmp.replace(path)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DownloadError(

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from faceprior.data.datamodule import screen_source
+from faceprior.data.screening import screen_source
 from faceprior.data.sources import FolderSource, write_lmdb
 from faceprior.data.synthetic import write_synthetic_split
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,118 +11,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from faceprior.data.benchmarks import Benchmark
 from faceprior.data.dataset import ComponentBoxes, FaceDataset, LQOnlyDataset
-from faceprior.data.io import BadImageError
 from faceprior.data.sampler import SeededSampler
-from faceprior.data.sources import FolderSource, LMDBSource, open_source
-from faceprior.data.synthetic import synthetic_split_complete, write_synthetic_split
+from faceprior.data.screening import screen_source
+from faceprior.data.sources import open_source
+from faceprior.data.synthetic import SyntheticSplits
 from faceprior.degradation import Degradation
-
-log = logging.getLogger(__name__)
-
-BENCHMARK_KINDS = ("degrade", "paired", "lq_only")
-
-
-class Benchmark:
-    """A named evaluation set.
-
-    ``kind`` is ``degrade`` (ground truth degraded on the device, deterministically per image index
-    with ``seed``), ``paired`` (LQ and GT folders matched by file stem) or ``lq_only`` (real inputs
-    without ground truth: only no-reference metrics apply).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        kind: str = "degrade",
-        gt_root: str | None = None,
-        lq_root: str | None = None,
-        seed: int = 2024,
-    ) -> None:
-        if kind not in BENCHMARK_KINDS:
-            raise ValueError(
-                f"benchmark '{name}': kind must be one of {BENCHMARK_KINDS}, got {kind!r}"
-            )
-        if kind in ("degrade", "paired") and not gt_root:
-            raise ValueError(f"benchmark '{name}' of kind '{kind}' needs gt_root")
-        if kind in ("paired", "lq_only") and not lq_root:
-            raise ValueError(f"benchmark '{name}' of kind '{kind}' needs lq_root")
-        self.name = name
-        self.kind = kind
-        self.gt_root = gt_root
-        self.lq_root = lq_root
-        self.seed = int(seed)
-
-    def __repr__(self) -> str:
-        return f"Benchmark(name={self.name!r}, kind={self.kind!r}, gt_root={self.gt_root!r}, lq_root={self.lq_root!r})"
-
-
-@dataclass
-class SyntheticSplits:
-    """Synthetic faces generated on first use: ``root/<split>/images`` for each split."""
-
-    root: str
-    size: int = 64
-    seed: int = 0
-    train: int = 512
-    val: int = 32
-    test: int = 64
-
-    def prepare(self) -> None:
-        """Write every split that is missing or was written with other arguments."""
-        for offset, (split, count) in enumerate(
-            (("train", self.train), ("val", self.val), ("test", self.test))
-        ):
-            if count <= 0:
-                continue
-            folder = Path(self.root) / split
-            seed = self.seed * 1000 + offset  # disjoint image streams per split
-            if not synthetic_split_complete(folder, count, self.size, seed):
-                log.info(
-                    "generating %d synthetic %dx%d faces in %s", count, self.size, self.size, folder
-                )
-                write_synthetic_split(folder, count, self.size, seed)
-
-
-def _verify_file(path: Path) -> BadImageError | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except Exception as err:  # any decoder complaint marks the file as unusable
-        return BadImageError(path, f"corrupt or truncated image ({type(err).__name__}: {err})")
-    return None
-
-
-def screen_source(
-    source: FolderSource | LMDBSource, *, verify: bool, strict: bool, workers: int = 4
-) -> int:
-    """Report unusable files of a source before training; returns how many were removed.
-
-    Non-image files are always reported; with ``verify`` every image file's integrity is checked
-    (PIL ``verify``: CRCs and truncation, no full decode). In strict mode the first bad file in sorted
-    order raises; otherwise each is logged once and dropped from the source.
-    """
-    bad: list[BadImageError] = list(source.rejected)
-    if verify and isinstance(source, FolderSource):
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_verify_file, source.files))
-        bad.extend(err for err in results if err is not None)
-    if not bad:
-        return 0
-    bad.sort(key=lambda e: e.path)
-    if strict:
-        raise bad[0]
-    for err in bad:
-        log.warning("skipping %s (%s)", err.path, err.reason)
-    if isinstance(source, FolderSource):
-        drop = {e.path for e in bad}
-        source.files = [p for p in source.files if str(p) not in drop]
-        if not source.files:
-            raise FileNotFoundError(f"no usable images left in '{source.root}'")
-    log.info("%d unusable file(s) skipped in %s", len(bad), source.root)
-    return len(bad)
 
 
 class FaceDataModule(pl.LightningDataModule):

@@ -14,6 +14,7 @@ comes with eye and mouth boxes in the FFHQ component-landmark file format
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 #: FFHQ 512x512 five-point template (x, y): left eye, right eye, nose tip, left and right mouth corner.
 FFHQ_TEMPLATE_512 = np.array(
@@ -321,3 +324,30 @@ def synthetic_split_complete(root: str | Path, count: int, size: int, seed: int)
         return False
     # also catch folders left inconsistent (extra or missing images)
     return sum(1 for _ in (Path(root) / "images").glob("*.png")) == count
+
+
+@dataclass
+class SyntheticSplits:
+    """Synthetic faces generated on first use: ``root/<split>/images`` for each split."""
+
+    root: str
+    size: int = 64
+    seed: int = 0
+    train: int = 512
+    val: int = 32
+    test: int = 64
+
+    def prepare(self) -> None:
+        """Write every split that is missing or was written with other arguments."""
+        for offset, (split, count) in enumerate(
+            (("train", self.train), ("val", self.val), ("test", self.test))
+        ):
+            if count <= 0:
+                continue
+            folder = Path(self.root) / split
+            seed = self.seed * 1000 + offset  # disjoint image streams per split
+            if not synthetic_split_complete(folder, count, self.size, seed):
+                log.info(
+                    "generating %d synthetic %dx%d faces in %s", count, self.size, self.size, folder
+                )
+                write_synthetic_split(folder, count, self.size, seed)

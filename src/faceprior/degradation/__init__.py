@@ -7,7 +7,10 @@ from faceprior.degradation.kernels import (
     motion_kernels,
 )
 from faceprior.degradation.ops import (
+    CUDA_CODECS,
     JPEG,
+    JPEG_IMPLS,
+    QUALITY_ROUNDINGS,
     ColorJitter,
     ColorShift,
     Context,
@@ -38,9 +41,12 @@ from faceprior.degradation.pipeline import (
 )
 
 __all__ = [
+    "CUDA_CODECS",
     "JPEG",
+    "JPEG_IMPLS",
     "KERNEL_TYPES",
     "PACKING_MODES",
+    "QUALITY_ROUNDINGS",
     "ColorJitter",
     "ColorShift",
     "Context",

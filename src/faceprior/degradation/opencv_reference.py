@@ -53,7 +53,8 @@ def gfpgan_v1_degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     noise = rng.standard_normal(out.shape, dtype=np.float32)
     out = np.clip(out + noise * np.float32(sigma), 0, 1)
     # JPEG (libjpeg through OpenCV, BGR order as the official code)
-    quality = int(rng.uniform(60, 100))
+    # BasicSR hands the float to cv2.imencode; OpenCV <= 4.5.4 rounded it to nearest
+    quality = int(np.rint(rng.uniform(60, 100)))
     bgr = np.clip(np.round(out[:, :, ::-1] * 255), 0, 255).astype(np.uint8)
     ok, enc = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:

@@ -84,7 +84,8 @@ def resample_bilinear(
     ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` (half-pixel centres, clamped source
     coordinates, scale in double precision) to float rounding, and
     ``F.interpolate(mode="bilinear", align_corners=False, antialias=False)`` up to its float32 scale.
-    Two gathers and a lerp per axis for the whole canvas.
+    Two gathers and a lerp per axis for the whole canvas. Hand-written: ``kornia.geometry.resize``
+    wraps ``F.interpolate`` (one output size per call, scale in float32), so it offers neither.
     """
     n = dst_sizes.shape[0] if index is None else index.shape[0]
     c = x.shape[1]

@@ -54,6 +54,90 @@ def r1_penalty(real_logits: Tensor, real_images: Tensor) -> Tensor:
     return grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean()
 
 
+class DiscriminatorLoss(nn.Module):
+    """The discriminator objective of a GAN recipe: adversarial criteria plus lazy R1.
+
+    ``forward(net_d, real, fake)`` scores the (detached) fake batch first, then the real batch, and
+    returns ``(criterion_real(D(real)) + criterion_fake(D(fake)), logs)``. :meth:`r1` returns the
+    lazy R1 term ``r1_weight / 2 · R1 · r1_interval`` on real images, computed in float32 outside
+    autocast; a recipe adds it to the same backward (``r1_separate_step=False``, GFP-GAN) or runs
+    it as its own optimiser step (``True``, StyleGAN2 / GPEN's trainer).
+
+    Args:
+        criterion: criterion for both real and fake logits (see :data:`CRITERIA`).
+        real_criterion, fake_criterion: override one side (GFP-GAN's component discriminators
+            score real crops with ``vanilla`` BCE and restored crops with ``wgan_softplus``).
+        r1_weight: R1 weight γ (0 disables R1).
+        r1_interval: lazy-regularisation interval k (R1 every k iterations; 0 disables R1). The
+            optimiser of this discriminator is folded by ``k / (k + 1)``.
+        r1_separate_step: run R1 in its own backward and optimiser step.
+        allow_generator_mismatch: the generator's adversarial term may use a criterion that differs
+            from this objective's (an official asymmetry must be stated in the preset).
+    """
+
+    def __init__(
+        self,
+        criterion: str = "wgan_softplus",
+        real_criterion: str | None = None,
+        fake_criterion: str | None = None,
+        r1_weight: float = 10.0,
+        r1_interval: int = 16,
+        r1_separate_step: bool = False,
+        allow_generator_mismatch: bool = False,
+    ) -> None:
+        super().__init__()
+        self.real_criterion = check_criterion("real_criterion", real_criterion or criterion)
+        self.fake_criterion = check_criterion("fake_criterion", fake_criterion or criterion)
+        if r1_interval < 0 or r1_weight < 0:
+            raise ValueError(
+                f"r1_interval and r1_weight must be >= 0, got {r1_interval} and {r1_weight}"
+            )
+        self.r1_weight = float(r1_weight)
+        self.r1_interval = int(r1_interval) if r1_weight > 0 else 0
+        self.r1_separate_step = bool(r1_separate_step)
+        self.allow_generator_mismatch = bool(allow_generator_mismatch)
+
+    def check_generator(self, key: str, generator_criterion: str) -> None:
+        """Raise unless ``generator_criterion`` matches both sides (or a mismatch is allowed)."""
+        sides = {self.real_criterion, self.fake_criterion}
+        if self.allow_generator_mismatch or sides == {generator_criterion}:
+            return
+        raise ValueError(
+            f"{key}={generator_criterion!r} differs from the discriminator objective "
+            f"(real {self.real_criterion!r}, fake {self.fake_criterion!r}); make them equal or set "
+            "allow_generator_mismatch: true in the discriminator loss config"
+        )
+
+    def r1_due(self, iteration: int) -> bool:
+        """Whether R1 runs at the recipe's ``iteration`` index."""
+        return self.r1_interval > 0 and iteration % self.r1_interval == 0
+
+    def forward(
+        self, net_d: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        fake_pred = net_d(fake.detach())
+        real_pred = net_d(real)
+        loss = gan_loss(real_pred, True, self.real_criterion, True) + gan_loss(
+            fake_pred, False, self.fake_criterion, True
+        )
+        logs = {
+            "loss": loss.detach(),
+            "real_score": real_pred.detach().mean(),
+            "fake_score": fake_pred.detach().mean(),
+        }
+        return loss, logs
+
+    def r1(self, net_d: Callable[[Tensor], Tensor], real: Tensor) -> tuple[Tensor, Tensor]:
+        """``(weighted lazy R1 term, raw R1)`` on ``real`` in float32 with autocast off."""
+        with torch.autocast(device_type=real.device.type, enabled=False):
+            real = real.detach().float().requires_grad_(True)
+            pred = net_d(real)
+            penalty = r1_penalty(pred, real)
+            # the zero term keeps every output of D in the graph (DDP sees all parameters used)
+            term = self.r1_weight / 2 * penalty * self.r1_interval + 0 * pred[0].sum()
+        return term, penalty.detach()
+
+
 @dataclass
 class GeneratorContext:
     """What the generator terms of one iteration may look at.

@@ -36,8 +36,10 @@ class RestorerBase(pl.LightningModule):
         self,
         metrics: Mapping[str, Metric] | None = None,
         test_metrics: Mapping[str, Metric] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        # cooperative: the remaining keyword arguments go to the next base (the training core)
+        super().__init__(**kwargs)
         self.metric_specs = dict(metrics or {})
         # e.g. cheap metrics while training, the paper's set at test time
         self.test_metric_specs = (
@@ -56,6 +58,7 @@ class RestorerBase(pl.LightningModule):
         return to_image_range(self.restore(to_model_range(lq)))
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         if stage == "test" and self.test_metrics is None:
             dm = getattr(self.trainer, "datamodule", None)
             names = list(getattr(dm, "benchmarks", {}) or {}) or ["test"]

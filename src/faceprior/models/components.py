@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -46,3 +46,18 @@ def crop_components(images: Tensor, boxes: Tensor, sizes: Mapping[str, int]) -> 
             images, rois, output_size=side, spatial_scale=1.0, sampling_ratio=-1, aligned=False
         )
     return out
+
+
+def paired_crops(
+    fake: Tensor,
+    real: Tensor,
+    boxes: Tensor,
+    names: Sequence[str],
+    base_sizes: Mapping[str, int],
+    reference_size: int = 512,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """``name -> (fake crop, real crop)`` for the components in ``names``, sides scaled to the image."""
+    sizes = component_sizes(real.shape[-1], {k: base_sizes[k] for k in names}, reference_size)
+    fake_crops = crop_components(fake, boxes, sizes)
+    real_crops = crop_components(real, boxes, sizes)
+    return {k: (fake_crops[k], real_crops[k]) for k in sizes}

@@ -1,110 +1,118 @@
-"""Baseline restorer: a plain network trained with reconstruction losses (no GAN prior)."""
+"""Baseline restorer: a plain network trained with reconstruction losses (no GAN prior).
+
+It runs on the same training core as the GAN recipes, as the one-phase case: the iteration
+counter, scheduler timing, EMA, checkpoint ``iteration`` key and logs mean the same everywhere.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import Metric
 
-from faceprior.losses import WeightedLoss
+from faceprior.losses.gan import GeneratorContext
 from faceprior.models.base import RestorerBase, to_model_range
 from faceprior.models.ema import EMA
+from faceprior.models.gan import (
+    GANModule,
+    OptimizerFactory,
+    OptimizerSpec,
+    Phase,
+    PhaseResult,
+    SchedulerFactory,
+    generator_objective,
+    term_dict,
+)
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
-SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
-
-class RestorationModule(RestorerBase):
-    """Train ``net`` (LQ -> restored, both in [-1, 1]) with a :class:`WeightedLoss`.
+class RestorationModule(RestorerBase, GANModule):
+    """Train ``generator`` (LQ -> restored, both in [-1, 1]) with weighted reconstruction terms.
 
     Args:
-        net: the restoration network.
-        loss: weighted reconstruction terms ``(pred, target) -> (total, parts)``.
-        optimizer: partially applied optimizer (``_partial_: true`` in the config).
-        scheduler: optional partially applied LR scheduler, stepped every optimizer step.
+        generator: the restoration network.
+        generator_losses: ``name -> term``, each ``term(pred, target)`` returning a weighted tensor
+            or a dict of weighted parts (logged as ``train/g_<name>[/<part>]``).
+        optimizers: ``{"generator": partial optimiser}`` (``_partial_: true`` in the config).
+        scheduler: optional partially applied LR scheduler, stepped once per iteration.
+        ema: optional :class:`EMA` of the generator; validation and test then use the average.
         metrics: ``name -> Metric`` used for validation and every test benchmark.
-        compile_net: wrap ``net`` with ``torch.compile`` in ``setup``.
-        channels_last: keep the network and loss networks in channels-last memory format (about 2x
-            faster convolutions on CPUs and tensor cores; pair with ``data.channels_last=true``).
-        ema: optional :class:`EMA` of ``net``; when given, validation and test use the averaged
-            weights.
+        compile_net: wrap the generator with ``torch.compile`` in ``setup``.
+        channels_last: keep the generator and loss networks in channels-last memory format (about
+            2x faster convolutions on CPUs and tensor cores; pair with ``data.channels_last=true``).
+        max_iterations: stop after this many iterations (None: ``trainer.max_steps`` decides; one
+            optimiser step per iteration here).
     """
+
+    #: one network, one backward per iteration: every trainable parameter gets a gradient
+    ddp_find_unused_parameters = False
 
     def __init__(
         self,
-        net: nn.Module,
-        loss: WeightedLoss,
-        optimizer: OptimizerFactory,
+        generator: nn.Module,
+        generator_losses: Mapping[str, nn.Module],
+        optimizers: Mapping[str, OptimizerFactory],
         scheduler: SchedulerFactory | None = None,
         metrics: Mapping[str, Metric] | None = None,
         compile_net: bool = False,
         channels_last: bool = False,
         ema: EMA | None = None,
+        max_iterations: int | None = None,
     ) -> None:
-        super().__init__(metrics)
-        self.save_hyperparameters(
-            logger=False, ignore=["net", "loss", "metrics", "optimizer", "scheduler", "ema"]
+        super().__init__(
+            metrics=metrics,
+            scheduler=scheduler,
+            ema=ema,
+            max_iterations=max_iterations,
+            first_iteration=1,
+            log_grad_norms=False,
         )
-        self.net = net
-        self.loss = loss
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
+        self.save_hyperparameters(
+            logger=False,
+            ignore=["generator", "generator_losses", "metrics", "optimizers", "scheduler", "ema"],
+        )
+        self.net_g = generator
+        self.g_losses = term_dict(generator_losses, "model.generator_losses")
+        if optimizers.get("generator") is None:
+            raise ValueError("model.optimizers.generator is required")
+        self.optimizer_factory = optimizers["generator"]
         self.compile_net = compile_net
         if channels_last:
-            self.net.to(memory_format=torch.channels_last)
-            self.loss.to(memory_format=torch.channels_last)
-        self.ema = ema.attach(self.net) if ema is not None else None
-        self._images_per_step = 0
+            self.net_g.to(memory_format=torch.channels_last)
+            self.g_losses.to(memory_format=torch.channels_last)
+        self.attach_ema(self.net_g)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if self.compile_net and stage == "fit":
-            self.net = torch.compile(self.net)  # type: ignore[assignment]
+            self.net_g = torch.compile(self.net_g)  # type: ignore[assignment]
 
     @property
-    def eval_net(self) -> nn.Module:
-        """The network used for evaluation and export: the EMA copy when there is one."""
-        if self.ema is not None and self.ema.shadow is not None:
-            return self.ema.shadow
-        return self.net
+    def generator(self) -> nn.Module:
+        return self.net_g
 
     def restore(self, lq: Tensor) -> Tensor:
         """Restore ``lq`` in [-1, 1] with :attr:`eval_net`."""
         out: Tensor = self.eval_net(lq)
         return out
 
-    # -- training --------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        pred = self.net(to_model_range(batch["lq"]))
-        total, parts = self.loss(pred, to_model_range(batch["gt"]))
-        bs = batch["lq"].shape[0]
-        self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
-        self.log("train/loss", total, prog_bar=True, batch_size=bs)
-        # iterations so far (one optimizer step per batch); names checkpoints like the GAN modules
-        self.log("iteration", float(self.global_step + 1), batch_size=bs)
-        return total
+    # -- recipe --------------------------------------------------------------------------------
+    def optimizer_specs(self) -> Sequence[OptimizerSpec]:
+        return [OptimizerSpec("g", self.optimizer_factory, self.net_g)]
 
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """Step, then update the EMA, before any callback (e.g. a checkpoint) sees the weights."""
-        super().optimizer_step(*args, **kwargs)
-        if self.ema is not None:
-            self.ema.update(self.net, images=self._images_per_step)
+    def phases(self) -> Sequence[Phase]:
+        return [Phase("g", "g", self._generator_phase)]
 
-    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._images_per_step = batch["lq"].shape[0] * self.trainer.world_size
+    def prepare_batch(self, batch: dict[str, Any], iteration: int) -> dict[str, Any]:
+        lq, gt = to_model_range(batch["lq"]), to_model_range(batch["gt"])
+        return {"lq": lq, "gt": gt, "it": iteration, "batch_size": lq.shape[0]}
 
-    # -- optimisation ----------------------------------------------------------------------------
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(p for p in self.net.parameters() if p.requires_grad)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+    def _generator_phase(self, s: dict[str, Any]) -> PhaseResult:
+        pred = self.net_g(s["lq"])
+        total, logs = generator_objective(
+            self.g_losses, GeneratorContext(pred, s["gt"], [], s["it"])
+        )
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=s["batch_size"])
+        return total, logs

@@ -72,19 +72,18 @@ class _GFPGANBase(nn.Module):
         return self.num_latent * self.num_style_feat if self.different_w else self.num_style_feat
 
     def _setup_decoder(self, decoder_load_path: str | Path | None, fix_decoder: bool) -> None:
-        """Load the StyleGAN2 prior (official ``params_ema`` layout) and optionally freeze it."""
+        """Optionally freeze the decoder; the prior itself is loaded outside the network.
+
+        Networks never open files: ``decoder_load_path`` exists for the official signature and
+        must be None; the training modules load the prior (``model.decoder_prior``) through
+        :func:`faceprior.checkpoints.load_pretrained_decoder`.
+        """
         if decoder_load_path:
-            from faceprior.checkpoints.io import load_pretrained_decoder
-
-            if not Path(decoder_load_path).expanduser().is_file():
-                raise FileNotFoundError(
-                    f"decoder_load_path '{decoder_load_path}' does not exist: it must be a StyleGAN2 "
-                    "prior in the official params_ema layout (for GFPGANv1: "
-                    "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth from the GFP-GAN v0.1.0 "
-                    "release; `faceprior-weights list` shows the URL)"
-                )
-
-            load_pretrained_decoder(self.stylegan_decoder, decoder_load_path)
+            raise ValueError(
+                f"decoder_load_path={str(decoder_load_path)!r}: networks do not read files; set "
+                "model.decoder_prior (training) or call "
+                "faceprior.checkpoints.load_pretrained_decoder(net.stylegan_decoder, path)"
+            )
         if fix_decoder:
             for param in self.stylegan_decoder.parameters():
                 param.requires_grad_(False)
@@ -150,7 +149,7 @@ class GFPGANv1(_GFPGANBase):
         num_style_feat: style dimension of the decoder.
         channel_multiplier: StyleGAN2 channel multiplier (1 for the released model).
         resample_kernel: FIR taps for all up/down sampling.
-        decoder_load_path: StyleGAN2 prior file (``params_ema`` layout) loaded into the decoder.
+        decoder_load_path: must be None (official signature; the prior is loaded outside).
         fix_decoder: freeze the decoder parameters (``requires_grad=False``).
         num_mlp: mapping layers of the decoder (present in the checkpoint, unused when
             ``input_is_latent``).
@@ -224,7 +223,7 @@ class GFPGANv1Clean(_GFPGANBase):
         out_size: output resolution.
         num_style_feat: style dimension of the decoder.
         channel_multiplier: StyleGAN2 channel multiplier (2 for the released models).
-        decoder_load_path: clean StyleGAN2 prior file (``params_ema`` layout) for the decoder.
+        decoder_load_path: must be None (official signature; the prior is loaded outside).
         fix_decoder: freeze the decoder parameters.
         num_mlp: mapping layers of the decoder (unused when ``input_is_latent``).
         input_is_latent: the predicted code is already in W (skip the mapping network).

@@ -142,6 +142,21 @@ def results_tables(metrics: dict[str, float]) -> dict[str, dict[str, dict[str, f
     return {b: dict(rows) for b, rows in tables.items()}
 
 
+def checkpoint_kind(trainer: pl.Trainer) -> str:
+    """Which weights a test scored: the final ones, the best by the monitored metric, or a file."""
+    path = trainer.ckpt_path
+    if not path:
+        return "weights in memory"
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") if callback is not None else ""
+    if best and Path(best).resolve() == Path(path).resolve():
+        monitor = getattr(callback, "monitor", None) or "the monitored metric"
+        return f"best by {monitor}"
+    if Path(path).name == "last.ckpt":
+        return "last: final weights"
+    return "given checkpoint"
+
+
 class ResultsTable(Callback):
     """After testing, write ``results.md`` (paper-style tables) and ``results.json`` to ``output_dir``."""
 
@@ -165,11 +180,11 @@ class ResultsTable(Callback):
         ckpt = trainer.ckpt_path or "(weights in memory)"
         iterations = int(getattr(pl_module, "iteration", trainer.global_step))
         if trainer.ckpt_path:
-            # GAN modules store their own iteration counter; others count optimizer steps
+            # every module stores its own iteration counter (older checkpoints: global_step)
             stored = read_checkpoint_field(trainer.ckpt_path, "iteration", "global_step")
             iterations = int(stored) if stored is not None else iterations
         lines += [
-            f"- checkpoint: `{ckpt}`",
+            f"- checkpoint: `{ckpt}` ({checkpoint_kind(trainer)})",
             f"- iterations trained: {iterations}",
             "- metrics on 8-bit quantised images, averaged per image",
             "",
@@ -201,6 +216,15 @@ class ResultsTable(Callback):
             lines.append("")
         (self.output_dir / "results.md").write_text("\n".join(lines))
         (self.output_dir / "results.json").write_text(
-            json.dumps({"checkpoint": ckpt, "metrics": metrics, "tables": tables}, indent=2)
+            json.dumps(
+                {
+                    "checkpoint": ckpt,
+                    "checkpoint_kind": checkpoint_kind(trainer),
+                    "iteration": iterations,
+                    "metrics": metrics,
+                    "tables": tables,
+                },
+                indent=2,
+            )
         )
         log.info("wrote %s", self.output_dir / "results.md")
