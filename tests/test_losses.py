@@ -8,6 +8,8 @@ import pytest
 import torch
 from torchvision.models import vgg19
 
+from faceprior.checkpoints import StateDictMismatchError
+from faceprior.checkpoints.io import load_vgg19_weights
 from faceprior.losses import PerceptualLoss, PixelLoss, WeightedLoss, gram_matrix
 from faceprior.nets import UNet, VGG19FeatureExtractor
 
@@ -23,7 +25,8 @@ def vgg_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.M
 
 def test_vgg_features_before_relu_match_torchvision(vgg_file: tuple[Path, torch.nn.Module]) -> None:
     path, ref = vgg_file
-    ext = VGG19FeatureExtractor(layers=["conv1_2", "conv3_4", "relu3_4"], weights_path=str(path))
+    ext = VGG19FeatureExtractor(layers=["conv1_2", "conv3_4", "relu3_4"])
+    load_vgg19_weights(ext, path)
     assert len(ext.features) == 18  # truncated after relu3_4
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     out = ext(x)
@@ -38,8 +41,21 @@ def test_vgg_features_before_relu_match_torchvision(vgg_file: tuple[Path, torch.
 
 
 def test_vgg_missing_weights_message(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"vgg19-dcbb9e9d\.pth"):
-        VGG19FeatureExtractor(weights_path=str(tmp_path / "nope.pth"))
+    key = r"model\.generator_losses\.perceptual\.weights_path"
+    with pytest.raises(FileNotFoundError, match=rf"{key}: VGG19 weights .*vgg19-dcbb9e9d\.pth"):
+        PerceptualLoss({"conv1_2": 1.0}, weights_path=str(tmp_path / "nope.pth"))
+
+
+def test_vgg_wrong_file_and_networks_never_open_files(tmp_path: Path) -> None:
+    import inspect
+
+    assert "weights_path" not in inspect.signature(VGG19FeatureExtractor).parameters
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(1, 3, 3, 3)}, wrong)
+    with pytest.raises(
+        StateDictMismatchError, match=r"wrong.pth \(VGG19\) does not fit Sequential"
+    ):
+        load_vgg19_weights(VGG19FeatureExtractor(layers=["conv1_2"]), wrong)
 
 
 def test_perceptual_and_style_terms(vgg_file: tuple[Path, torch.nn.Module]) -> None:

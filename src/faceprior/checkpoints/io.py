@@ -271,3 +271,25 @@ def load_generator_weights(
     expected = "an official generator file such as GFPGANv1.4.pth"
     file = _existing(path, key, expected)
     load_file_into(net, file, f"{key} {file}")
+
+
+def load_vgg19_weights(
+    extractor: nn.Module,
+    path: str | Path,
+    key: str = "model.generator_losses.perceptual.weights_path",
+) -> None:
+    """Read torchvision's ImageNet VGG19 file and load it into a ``VGG19FeatureExtractor``."""
+    from faceprior.nets.vgg import VGG19_WEIGHTS_FILE, VGG19_WEIGHTS_URL
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{key}: VGG19 weights '{file}' not found: download {VGG19_WEIGHTS_URL} "
+            f"({VGG19_WEIGHTS_FILE}) and point {key} at it"
+        )
+    from faceprior.nets.vgg import VGG19FeatureExtractor
+
+    if not isinstance(extractor, VGG19FeatureExtractor):
+        raise TypeError(f"expected a VGG19FeatureExtractor, got {type(extractor).__name__}")
+    trunk = extractor.trunk_state(load_state_dict_file(file).state_dict)
+    load_state_dict_checked(extractor.features, trunk, strict=True, source=f"{key} {file} (VGG19)")

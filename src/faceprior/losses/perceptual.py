@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from faceprior.nets.vgg import VGG19FeatureExtractor
+from faceprior.nets.vgg import VGG19_WEIGHTS_FILE, VGG19_WEIGHTS_URL, VGG19FeatureExtractor
+
+log = logging.getLogger(__name__)
 
 
 def gram_matrix(x: Tensor) -> Tensor:
@@ -16,6 +19,22 @@ def gram_matrix(x: Tensor) -> Tensor:
     b, c, h, w = x.shape
     f = x.float().reshape(b, c, h * w)
     return f @ f.transpose(1, 2) / (c * h * w)
+
+
+_warned_random = False
+
+
+def _warn_random_vgg() -> None:
+    global _warned_random
+    if not _warned_random:
+        log.warning(
+            "PerceptualLoss has no weights_path: using a RANDOMLY initialised VGG19. Perceptual/style "
+            "losses are then only placeholders for plumbing; download %s (%s) and set "
+            "model.generator_losses.perceptual.weights_path for real training.",
+            VGG19_WEIGHTS_FILE,
+            VGG19_WEIGHTS_URL,
+        )
+        _warned_random = True
 
 
 class PerceptualLoss(nn.Module):
@@ -50,8 +69,14 @@ class PerceptualLoss(nn.Module):
         if not self.layer_weights:
             raise ValueError("layer_weights must give at least one layer a non-zero weight")
         self.extractor = VGG19FeatureExtractor(
-            layers=list(self.layer_weights), weights_path=weights_path, range_norm=range_norm
+            layers=list(self.layer_weights), range_norm=range_norm
         )
+        if weights_path is not None:
+            from faceprior.checkpoints.io import load_vgg19_weights
+
+            load_vgg19_weights(self.extractor, weights_path)
+        else:
+            _warn_random_vgg()
         self.perceptual_weight = float(perceptual_weight)
         self.style_weight = float(style_weight)
         self._dist = F.l1_loss if criterion == "l1" else F.mse_loss

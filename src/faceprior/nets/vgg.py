@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -57,8 +56,6 @@ VGG19_LAYER_INDEX = {name: i for i, name in enumerate(_VGG19_NAMES)}
 VGG19_WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
-_warned_random = False
-
 
 class VGG19FeatureExtractor(nn.Module):
     """Frozen VGG19 returning the activations of selected layers.
@@ -66,12 +63,12 @@ class VGG19FeatureExtractor(nn.Module):
     Layer names follow ``conv{block}_{n}`` / ``relu{block}_{n}`` / ``pool{block}``; ``conv*`` outputs
     are features *before* ReLU (the GFP-GAN/ESRGAN convention). The network is truncated after the
     deepest requested layer. Inputs are RGB in [-1, 1] when ``range_norm`` (else [0, 1]) and are
-    normalised with the ImageNet mean/std when ``use_input_norm``.
+    normalised with the ImageNet mean/std when ``use_input_norm``. The trunk starts randomly
+    initialised; pretrained weights are loaded from a state dict with :meth:`load_torchvision_state`
+    (networks never open files: :func:`faceprior.checkpoints.load_vgg19_weights` reads the file).
 
     Args:
         layers: names of the layers to return.
-        weights_path: torchvision ``vgg19`` state-dict file (``vgg19-dcbb9e9d.pth``). ``None`` builds a
-            randomly initialised network and warns once (useful only for tests and plumbing).
         use_input_norm: normalise with ImageNet statistics.
         range_norm: map inputs from [-1, 1] to [0, 1] first.
     """
@@ -79,7 +76,6 @@ class VGG19FeatureExtractor(nn.Module):
     def __init__(
         self,
         layers: Sequence[str] = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"),
-        weights_path: str | None = None,
         use_input_norm: bool = True,
         range_norm: bool = True,
     ) -> None:
@@ -94,31 +90,6 @@ class VGG19FeatureExtractor(nn.Module):
         self.layers = list(layers)
         # Only the convolutional trunk: the 120M-parameter classifier is never built.
         features = make_layers(cfgs["E"], batch_norm=False)
-        if weights_path is not None:
-            path = Path(weights_path).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"VGG19 weights '{path}' not found: download {VGG19_WEIGHTS_URL} "
-                    f"({VGG19_WEIGHTS_FILE}) and point weights_path at it"
-                )
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            trunk = {
-                k.removeprefix("features."): v
-                for k, v in state.items()
-                if k.startswith("features.")
-            }
-            features.load_state_dict(trunk, strict=True)
-        else:
-            global _warned_random
-            if not _warned_random:
-                log.warning(
-                    "VGG19FeatureExtractor has no weights_path: using a RANDOMLY initialised VGG19. "
-                    "Perceptual/style losses are then only placeholders for plumbing; download %s "
-                    "(%s) and set weights_path for real training.",
-                    VGG19_WEIGHTS_FILE,
-                    VGG19_WEIGHTS_URL,
-                )
-                _warned_random = True
         last = max(VGG19_LAYER_INDEX[name] for name in layers)
         self.features = features[: last + 1]
         for i, module in enumerate(self.features):
@@ -137,6 +108,23 @@ class VGG19FeatureExtractor(nn.Module):
             "std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False
         )
         self._wanted = {VGG19_LAYER_INDEX[name]: name for name in layers}
+
+    def trunk_state(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The entries of a torchvision ``vgg19`` state dict that belong to the kept trunk.
+
+        Keys are torchvision's (``features.<i>.weight``); the classifier and the layers past the
+        truncation point are dropped, the result is keyed as :attr:`features`.
+        """
+        kept = len(self.features)
+        return {
+            k.removeprefix("features."): v
+            for k, v in state.items()
+            if k.startswith("features.") and int(k.split(".")[1]) < kept
+        }
+
+    def load_torchvision_state(self, state: Mapping[str, Tensor]) -> None:
+        """Load torchvision ``vgg19`` weights into the kept trunk (strict for the kept layers)."""
+        self.features.load_state_dict(self.trunk_state(state), strict=True)
 
     def train(self, mode: bool = True) -> VGG19FeatureExtractor:
         """The extractor always stays in eval mode."""
