@@ -279,13 +279,14 @@ def load_vgg19_weights(
     key: str = "model.generator_losses.perceptual.weights_path",
 ) -> None:
     """Read torchvision's ImageNet VGG19 file and load it into a ``VGG19FeatureExtractor``."""
-    from faceprior.nets.vgg import VGG19_WEIGHTS_FILE, VGG19_WEIGHTS_URL
+    from faceprior.checkpoints.registry import get_weights
 
     file = Path(path).expanduser()
     if not file.is_file():
+        entry = get_weights("vgg19")
         raise FileNotFoundError(
-            f"{key}: VGG19 weights '{file}' not found: download {VGG19_WEIGHTS_URL} "
-            f"({VGG19_WEIGHTS_FILE}) and point {key} at it"
+            f"{key}: VGG19 weights '{file}' not found: download {entry.url} "
+            f"({entry.filename}) and point {key} at it"
         )
     from faceprior.nets.vgg import VGG19FeatureExtractor
 

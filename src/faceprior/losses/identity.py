@@ -58,13 +58,14 @@ class Identity(ContextTerm):
     @staticmethod
     def _load(network: nn.Module, weights_path: str) -> None:
         from faceprior.checkpoints.io import load_file_into
+        from faceprior.checkpoints.registry import get_weights
 
         path = Path(weights_path).expanduser()
         if not path.is_file():
+            entry = get_weights("arcface_resnet18")
             raise FileNotFoundError(
-                f"ArcFace weights '{path}' not found (model.generator_losses.identity.weights_path): get "
-                "arcface_resnet18.pth from https://github.com/TencentARC/GFPGAN/releases/download/"
-                "v0.1.0/arcface_resnet18.pth"
+                f"ArcFace weights '{path}' not found (model.generator_losses.identity.weights_path): "
+                f"get {entry.filename} from {entry.url or entry.page}"
             )
         load_file_into(network, path, f"model.generator_losses.identity.weights_path {path}")
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from faceprior.nets.vgg import VGG19_WEIGHTS_FILE, VGG19_WEIGHTS_URL, VGG19FeatureExtractor
+from faceprior.nets.vgg import VGG19FeatureExtractor
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,15 @@ _warned_random = False
 def _warn_random_vgg() -> None:
     global _warned_random
     if not _warned_random:
+        from faceprior.checkpoints.registry import get_weights
+
+        entry = get_weights("vgg19")
         log.warning(
             "PerceptualLoss has no weights_path: using a RANDOMLY initialised VGG19. Perceptual/style "
             "losses are then only placeholders for plumbing; download %s (%s) and set "
             "model.generator_losses.perceptual.weights_path for real training.",
-            VGG19_WEIGHTS_FILE,
-            VGG19_WEIGHTS_URL,
+            entry.filename,
+            entry.url,
         )
         _warned_random = True
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-
-log = logging.getLogger(__name__)
 
 #: torchvision's VGG19 ``features`` indices of every named layer.
 _VGG19_NAMES = [
@@ -51,10 +48,6 @@ _VGG19_NAMES = [
     "pool5",
 ]
 VGG19_LAYER_INDEX = {name: i for i, name in enumerate(_VGG19_NAMES)}
-
-#: File name and origin of torchvision's ImageNet VGG19 weights.
-VGG19_WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
-VGG19_WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 
 class VGG19FeatureExtractor(nn.Module):
