@@ -118,3 +118,12 @@ def test_unet_group_norm_option() -> None:
     assert net(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match="norm"):
         UNet(norm="batch")
+
+
+def test_identity_missing_weights_message(tmp_path: Path) -> None:
+    from faceprior.losses import Identity
+
+    key = r"model\.generator_losses\.identity\.weights_path"
+    url = r"https://github\.com/TencentARC/GFPGAN/releases/download/v0\.1\.0/arcface_resnet18\.pth"
+    with pytest.raises(FileNotFoundError, match=rf"{key}: ArcFace weights '.*nope\.pth'.*{url}"):
+        Identity(weights_path=str(tmp_path / "nope.pth"))

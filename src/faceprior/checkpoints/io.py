@@ -238,14 +238,31 @@ def load_file_into(module: nn.Module, path: str | Path, source: str) -> None:
     load_state_dict_checked(module, extracted.state_dict, strict=True, source=source)
 
 
-def _existing(path: str | Path, key: str, expected: str) -> Path:
+def required_file(
+    path: str | Path,
+    key: str,
+    label: str = "",
+    expected: str | None = None,
+    weights: str | None = None,
+) -> Path:
+    """``path`` as an existing file, else a ``FileNotFoundError`` naming the config ``key``.
+
+    The message says what was expected and where to get it: the URL and file name of the
+    registry entry ``weights`` when given, otherwise a pointer to ``faceprior-weights list``.
+    """
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{key}: '{file}' does not exist (expected {expected}; `faceprior-weights list` shows "
-            "where to get it)"
-        )
-    return file
+    if file.is_file():
+        return file
+    if weights is not None:
+        from faceprior.checkpoints.registry import get_weights
+
+        entry = get_weights(weights)
+        where = f"download {entry.url or entry.page} ({entry.filename}) and point {key} at it"
+    else:
+        where = "`faceprior-weights list` shows where to get it"
+    what = f" (expected {expected})" if expected else ""
+    prefix = f"{label} " if label else ""
+    raise FileNotFoundError(f"{key}: {prefix}'{file}' does not exist{what}; {where}")
 
 
 def load_pretrained_decoder(
@@ -260,7 +277,7 @@ def load_pretrained_decoder(
         "a StyleGAN2 prior in the official params_ema layout, for GFPGANv1 "
         "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth from the GFP-GAN v0.1.0 release"
     )
-    file = _existing(path, key, expected)
+    file = required_file(path, key, expected=expected)
     load_file_into(decoder, file, f"{key} {file}")
 
 
@@ -269,7 +286,7 @@ def load_generator_weights(
 ) -> None:
     """Load a whole official-layout generator file strictly (``params_ema`` preferred)."""
     expected = "an official generator file such as GFPGANv1.4.pth"
-    file = _existing(path, key, expected)
+    file = required_file(path, key, expected=expected)
     load_file_into(net, file, f"{key} {file}")
 
 
@@ -279,16 +296,9 @@ def load_vgg19_weights(
     key: str = "model.generator_losses.perceptual.weights_path",
 ) -> None:
     """Read torchvision's ImageNet VGG19 file and load it into a ``VGG19FeatureExtractor``."""
-    from faceprior.checkpoints.registry import get_weights
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        entry = get_weights("vgg19")
-        raise FileNotFoundError(
-            f"{key}: VGG19 weights '{file}' not found: download {entry.url} "
-            f"({entry.filename}) and point {key} at it"
-        )
     from faceprior.nets.vgg import VGG19FeatureExtractor
+
+    file = required_file(path, key, label="VGG19 weights", weights="vgg19")
 
     if not isinstance(extractor, VGG19FeatureExtractor):
         raise TypeError(f"expected a VGG19FeatureExtractor, got {type(extractor).__name__}")

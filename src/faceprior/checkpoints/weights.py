@@ -84,18 +84,22 @@ def resolve_weights(name: str, weights_dir: str | Path | None = None) -> Path:
     path = locate_weights(spec, weights_dir)
     if path.is_file():
         return path
+    raise FileNotFoundError(missing_weights_message(spec, path.parent))
+
+
+def missing_weights_message(spec: WeightsFile, folder: Path) -> str:
+    """The text for a missing registered file: its name, where to get it and where to put it."""
     if spec.bundled is not None:
-        raise FileNotFoundError(
+        return (
             f"weights '{spec.name}' not found: {spec.filename} should have been installed with "
             f"the package as {spec.bundled}; reinstall it (original source: {spec.source()})."
         )
-    folder = path.parent
     how = (
         f"run `faceprior-weights download {spec.name}` or download {spec.url}"
         if spec.url
         else f"download it from {spec.source()}"
     )
-    raise FileNotFoundError(
+    return (
         f"weights '{spec.name}' not found: expected the file {spec.filename} in {folder}. "
         f"To get it, {how} and put it in {folder} (or set {ENV_VAR} to the folder that holds it)."
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,17 +56,11 @@ class Identity(ContextTerm):
 
     @staticmethod
     def _load(network: nn.Module, weights_path: str) -> None:
-        from faceprior.checkpoints.io import load_file_into
-        from faceprior.checkpoints.registry import get_weights
+        from faceprior.checkpoints.io import load_file_into, required_file
 
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            entry = get_weights("arcface_resnet18")
-            raise FileNotFoundError(
-                f"ArcFace weights '{path}' not found (model.generator_losses.identity.weights_path): "
-                f"get {entry.filename} from {entry.url or entry.page}"
-            )
-        load_file_into(network, path, f"model.generator_losses.identity.weights_path {path}")
+        key = "model.generator_losses.identity.weights_path"
+        path = required_file(weights_path, key, label="ArcFace weights", weights="arcface_resnet18")
+        load_file_into(network, path, f"{key} {path}")
 
     def train(self, mode: bool = True) -> Identity:
         """The embedding network always stays in eval mode (frozen BatchNorm and dropout)."""

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faceprior.checkpoints import ENV_VAR, WeightsFile, list_weights, sha256sum, weights_dir
-from faceprior.checkpoints.weights import locate_weights
+from faceprior.checkpoints import WeightsFile, list_weights, sha256sum, weights_dir
+from faceprior.checkpoints.weights import locate_weights, missing_weights_message
 
 #: a registry entry used by a metric (same type as every other registered file)
 MetricWeights = WeightsFile
@@ -72,21 +72,8 @@ def metric_weights_dir(directory: str | Path | None = None) -> Path:
 
 
 def missing_message(spec: WeightsFile, folder: Path) -> str:
-    """The error text for a missing file: file name, where to get it, where to put it."""
-    if spec.bundled is not None:
-        return (
-            f"metric weights '{spec.name}' not found: {spec.filename} should have been installed "
-            f"as {spec.bundled}; reinstall that package (original source: {spec.source()})."
-        )
-    how = (
-        f"Download {spec.url} (or run `faceprior-weights download {spec.name}`)"
-        if spec.url
-        else f"Get it from {spec.source()}"
-    )
-    return (
-        f"metric weights '{spec.name}' not found: expected the file {spec.filename} in {folder}. "
-        f"{how} and put it in {folder} (or pass weights_dir=..., or set {ENV_VAR})."
-    )
+    """The error text for a missing metric file (the registry's one message for all weights)."""
+    return missing_weights_message(spec, folder)
 
 
 @functools.lru_cache(maxsize=32)

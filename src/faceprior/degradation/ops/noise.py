@@ -44,7 +44,28 @@ def _sample_noise(
     return torch.stack(out)
 
 
-class GaussianNoise(DegradationOp):
+class _SeededNoise(DegradationOp):
+    """What the noise ops share: apply/gray probabilities, clipping, and one seed per sample."""
+
+    def __init__(self, gray_prob: float, prob: float, clip: bool) -> None:
+        super().__init__()
+        self.gray_prob = _prob("gray_prob", gray_prob)
+        self.prob = _prob("prob", prob)
+        self.clip = bool(clip)
+
+    def _draw(
+        self, gen: torch.Generator, name: str, strength: tuple[float, float]
+    ) -> dict[str, float]:
+        """Draw (in this order) whether to apply, the strength ``name``, gray, and the seed."""
+        return {
+            "applied": float(uniform(gen, 0, 1) < self.prob),
+            name: uniform(gen, *strength),
+            "gray": float(uniform(gen, 0, 1) < self.gray_prob),
+            "seed": float(draw_seed(gen) >> 11),  # exact in float64
+        }
+
+
+class GaussianNoise(_SeededNoise):
     """Additive Gaussian noise, ``sigma`` in 8-bit units (per-sample), colour or gray, then clip."""
 
     def __init__(
@@ -54,19 +75,11 @@ class GaussianNoise(DegradationOp):
         prob: float = 1.0,
         clip: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(gray_prob, prob, clip)
         self.sigma = _range("sigma", sigma, low=0.0)
-        self.gray_prob = _prob("gray_prob", gray_prob)
-        self.prob = _prob("prob", prob)
-        self.clip = bool(clip)
 
     def sample(self, gen: torch.Generator) -> dict[str, float]:
-        return {
-            "applied": float(uniform(gen, 0, 1) < self.prob),
-            "sigma": uniform(gen, *self.sigma),
-            "gray": float(uniform(gen, 0, 1) < self.gray_prob),
-            "seed": float(draw_seed(gen) >> 11),  # exact in float64
-        }
+        return self._draw(gen, "sigma", self.sigma)
 
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
         noise = _sample_noise(x.shape[1:], p["seed"].long(), x.device, p["gray"] > 0)
@@ -90,7 +103,7 @@ class GaussianNoise(DegradationOp):
         return out.clamp(0, 1) if self.clip else out
 
 
-class PoissonNoise(DegradationOp):
+class PoissonNoise(_SeededNoise):
     """Poisson (shot) noise: intensities become photon counts with ``255 / scale`` photons per unit.
 
     ``scale`` is drawn per sample from ``scale``; larger is noisier. Gray samples share the noise over
@@ -104,19 +117,11 @@ class PoissonNoise(DegradationOp):
         prob: float = 1.0,
         clip: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(gray_prob, prob, clip)
         self.scale = _range("scale", scale, low=1e-6)
-        self.gray_prob = _prob("gray_prob", gray_prob)
-        self.prob = _prob("prob", prob)
-        self.clip = bool(clip)
 
     def sample(self, gen: torch.Generator) -> dict[str, float]:
-        return {
-            "applied": float(uniform(gen, 0, 1) < self.prob),
-            "scale": uniform(gen, *self.scale),
-            "gray": float(uniform(gen, 0, 1) < self.gray_prob),
-            "seed": float(draw_seed(gen) >> 11),
-        }
+        return self._draw(gen, "scale", self.scale)
 
     def degrade(self, x: Tensor, p: dict[str, Tensor], ctx: Context, idx: Tensor) -> Tensor:
         outs = []
