@@ -54,3 +54,24 @@ def test_state_dict_round_trip_and_bad_half_life() -> None:
     with pytest.raises(ValueError, match="half_life_images"):
         EMA(half_life_images=0)
     assert math.isfinite(ema.decay(1))
+
+
+def test_fixed_decay_is_per_update_whatever_the_batch() -> None:
+    # GPEN / rosinality: accumulate(g_ema, g, 0.5 ** (32 / 10000)) after every iteration
+    decay = 0.5 ** (32 / 10000)
+    net = nn.Linear(2, 2)
+    ema = EMA(decay=decay).attach(net)
+    assert ema.decay(1) == ema.decay(64) == decay
+    start = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(net, images=64)
+    assert ema.shadow is not None
+    expected = start * decay + net.weight.detach() * (1 - decay)
+    assert torch.allclose(ema.shadow.weight, expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="exactly one of half_life_images and decay"):
+        EMA(half_life_images=10, decay=0.9)
+    with pytest.raises(ValueError, match="exactly one"):
+        EMA()
+    with pytest.raises(ValueError, match=r"model.ema.decay must be in \[0, 1\)"):
+        EMA(decay=1.0)

@@ -51,7 +51,9 @@ CHEAP_VGG = (
     "++model.generator_losses.perceptual.layer_weights={conv1_1: 1.0, conv1_2: 0, conv2_2: 0, "
     "conv3_4: 0, conv4_4: 0, conv5_4: 0}"
 )
-GAN_EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("gfpgan*.yaml"))
+GAN_EXPERIMENTS = sorted(
+    p.stem for p in (CONFIG_DIR / "experiment").glob("gfpgan*.yaml") if p.stem != "gfpgan_prior"
+)
 
 
 def _overrides(experiment: str, *extra: str) -> list[str]:

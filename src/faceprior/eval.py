@@ -25,6 +25,12 @@ setup_config_system()
 @task_wrapper
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``trainer.test`` with ``cfg.ckpt_path``; returns ``(metrics, objects)``."""
+    if cfg.get("stages"):
+        raise ValueError(
+            f"this experiment trains stages {list(cfg.stages)} one after the other; evaluate one "
+            "stage's checkpoint with that stage's experiment, e.g. faceprior-eval "
+            "experiment=gpen_paper_ffhq512 ckpt_path=<run>/gpen/checkpoints/last.ckpt"
+        )
     ckpt_path = resolve_checkpoint(cfg)
     if ckpt_path is None:
         raise ValueError("faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest)")

@@ -5,6 +5,7 @@ Examples::
     faceprior-train experiment=quickstart
     faceprior-train -m experiment=quickstart model.optimizers.generator.lr=1e-3,2e-3
     faceprior-train experiment=quickstart ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+    faceprior-train experiment=gpen_two_stage_tiny   # stage 1 (prior), then stage 2 (GPEN)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from faceprior.runs import build_datamodule, build_run, test_checkpoint
+from faceprior.stages import run_stages
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
 from faceprior.utils.runtime import (
     metric_value,
@@ -33,7 +35,13 @@ __all__ = ["build_datamodule", "build_run", "main", "train"]
 
 @task_wrapper
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit and test according to ``cfg``; returns ``(metrics, objects)``."""
+    """Fit and test according to ``cfg``; returns ``(metrics, objects)``.
+
+    A config with ``stages`` (a multi-stage experiment) trains each stage in turn instead
+    (:mod:`faceprior.stages`).
+    """
+    if cfg.get("stages"):
+        return run_stages(cfg, train)
     ckpt_path = resolve_checkpoint(cfg)
     resume_wandb_run(cfg, ckpt_path)
     run = build_run(cfg)

@@ -18,6 +18,8 @@ from typing import Any
 
 from faceprior.checkpoints.errors import CheckpointError, ChecksumError, DownloadError
 from faceprior.checkpoints.io import (
+    EXPORT_LAYOUTS,
+    EXPORT_PARTS,
     convert_checkpoint,
     diff_state_dict,
     export_training_checkpoint,
@@ -176,11 +178,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    path, counts = export_training_checkpoint(args.ckpt, args.dst, trusted=args.trusted)
-    print(
-        f"exported {args.ckpt} -> {path} [params: {counts['params']} tensors, "
-        f"params_ema: {counts['params_ema']} tensors]"
+    path, counts = export_training_checkpoint(
+        args.ckpt, args.dst, trusted=args.trusted, layout=args.layout, part=args.part
     )
+    entries = ", ".join(f"{k}: {n} tensors" for k, n in counts.items())
+    print(f"exported {args.ckpt} ({args.part}, {args.layout} layout) -> {path} [{entries}]")
     return 0
 
 
@@ -231,10 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export",
-        help="write a training checkpoint's generator as an official params/params_ema file",
+        help="write a training checkpoint's generator (or discriminator) in an official layout",
     )
     p.add_argument("ckpt", help="faceprior Lightning checkpoint (.ckpt)")
     p.add_argument("dst", help="output .pth")
+    p.add_argument(
+        "--layout",
+        choices=EXPORT_LAYOUTS,
+        default="gfpgan",
+        help="gfpgan: params + params_ema (GFP-GAN, decoder priors); bare: the EMA generator's "
+        "state dict (GPEN-BFR-512.pth); gpen_train: GPEN train_simple --pretrain {g, d, g_ema, "
+        "g_optim, d_optim}",
+    )
+    p.add_argument(
+        "--part",
+        choices=EXPORT_PARTS,
+        default="generator",
+        help="generator (default) or discriminator (bare state dict)",
+    )
     p.add_argument("--trusted", action="store_true", help="allow arbitrary pickled objects")
     p.set_defaults(func=_cmd_export)
 

@@ -173,6 +173,11 @@ def convert_checkpoint(
 #: Where the trained and the averaged network live in our LightningModules' state dicts.
 TRAINED_PREFIXES = ("net_g", "net")
 EMA_PREFIX = "ema.shadow"
+DISCRIMINATOR_PREFIX = "net_d"
+#: ``faceprior-weights export --layout``: GFP-GAN's params/params_ema pair, a bare state dict of the
+#: EMA generator (GPEN-BFR-*.pth), or GPEN train_simple's ``--pretrain`` file
+EXPORT_LAYOUTS = ("gfpgan", "bare", "gpen_train")
+EXPORT_PARTS = ("generator", "discriminator")
 
 
 def _sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -180,36 +185,77 @@ def _sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, 
     return {k[len(head) :]: v for k, v in state_dict.items() if k.startswith(head)}
 
 
-def export_training_checkpoint(
-    src: str | Path, dst: str | Path, trusted: bool = False
-) -> tuple[Path, dict[str, int]]:
-    """Write the generator of a faceprior training checkpoint as an official GFP-GAN file.
+def _trained_generator(src: str | Path, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    for prefix in TRAINED_PREFIXES:
+        if params := _sub_state_dict(state, prefix):
+            return params
+    heads = sorted({k.split(".", 1)[0] for k in state})
+    raise CheckpointError(
+        f"{src}: no generator weights under {TRAINED_PREFIXES} (top-level modules: {heads})"
+    )
 
-    The output holds ``params`` (trained weights) and ``params_ema`` (the EMA copy, or the trained
-    weights again when the run had no EMA) with the official key names, so the official inference
-    and :func:`load_state_dict_file` read it. Returns the path and the tensor count of each entry.
+
+def export_training_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    trusted: bool = False,
+    layout: str = "gfpgan",
+    part: str = "generator",
+) -> tuple[Path, dict[str, int]]:
+    """Write a network of a faceprior training checkpoint in an official layout.
+
+    ``part='generator'``, ``layout='gfpgan'``: ``params`` (trained weights) and ``params_ema``
+    (the EMA copy, or the trained weights again when the run had no EMA), what GFP-GAN's inference
+    and ``decoder_load_path`` read (a StyleGAN2 prior run exports its generator this way).
+    ``layout='bare'``: the EMA generator's state dict itself (GPEN-BFR-512.pth style).
+    ``layout='gpen_train'``: GPEN ``train_simple.py``'s ``--pretrain`` file ``{g, d, g_ema,
+    g_optim, d_optim}`` (Adam states of the two optimisers, in GPEN's parameter order).
+    ``part='discriminator'``: the discriminator as a bare state dict (GPEN-BFR-512-D.pth style).
+    Keys are the official names. Returns the path and the tensor count of each entry.
     """
+    if layout not in EXPORT_LAYOUTS:
+        raise ValueError(f"export layout must be one of {EXPORT_LAYOUTS}, got {layout!r}")
+    if part not in EXPORT_PARTS:
+        raise ValueError(f"export part must be one of {EXPORT_PARTS}, got {part!r}")
     ckpt = read_checkpoint(src, trusted)
     state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{src} is not a Lightning checkpoint (no 'state_dict' entry)")
-    params: dict[str, Tensor] = {}
-    for prefix in TRAINED_PREFIXES:
-        params = _sub_state_dict(state, prefix)
-        if params:
-            break
-    if not params:
-        heads = sorted({k.split(".", 1)[0] for k in state})
-        raise CheckpointError(
-            f"{src}: no generator weights under {TRAINED_PREFIXES} (top-level modules: {heads})"
-        )
-    params_ema = _sub_state_dict(state, EMA_PREFIX) or params
-    out = Path(dst).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}, out
-    )
-    return out, {"params": len(params), "params_ema": len(params_ema)}
+    net_d = _sub_state_dict(state, DISCRIMINATOR_PREFIX)
+    out: dict[str, Any]
+    if part == "discriminator":
+        if not net_d:
+            raise CheckpointError(f"{src}: no discriminator weights under {DISCRIMINATOR_PREFIX!r}")
+        out = to_cpu_state_dict(net_d)
+        counts = {"discriminator": len(net_d)}
+    else:
+        params = _trained_generator(src, state)
+        params_ema = _sub_state_dict(state, EMA_PREFIX) or params
+        if layout == "gfpgan":
+            out = {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}
+            counts = {"params": len(params), "params_ema": len(params_ema)}
+        elif layout == "bare":
+            out = to_cpu_state_dict(params_ema)
+            counts = {"bare": len(params_ema)}
+        else:
+            optim = ckpt.get("optimizer_states") or []
+            if not net_d or len(optim) < 2:
+                raise CheckpointError(
+                    f"{src}: the gpen_train layout needs a GAN checkpoint with a discriminator and "
+                    f"two optimiser states (found {len(optim)})"
+                )
+            out = {
+                "g": to_cpu_state_dict(params),
+                "d": to_cpu_state_dict(net_d),
+                "g_ema": to_cpu_state_dict(params_ema),
+                "g_optim": optim[0],
+                "d_optim": optim[1],
+            }
+            counts = {"g": len(params), "d": len(net_d), "g_ema": len(params_ema)}
+    path = Path(dst).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return path, counts
 
 
 def sha256sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -266,14 +312,18 @@ def required_file(
 
 
 def load_pretrained_decoder(
-    decoder: nn.Module, path: str | Path, key: str = "model.decoder_prior"
+    decoder: nn.Module,
+    path: str | Path,
+    key: str = "model.decoder_prior",
+    expected: str | None = None,
 ) -> None:
-    """Load a StyleGAN2 prior into a GFP-GAN decoder (what the official ``decoder_load_path`` does).
+    """Load a StyleGAN2 prior into a decoder (GFP-GAN's ``decoder_load_path``, GPEN's stage 2).
 
-    The official code reads ``['params_ema']``; other layouts are accepted as well. Keys and
-    shapes must match exactly. ``key`` names the config entry in errors.
+    The official GFP-GAN code reads ``['params_ema']``; other layouts are accepted as well. Keys
+    and shapes must match exactly. ``key`` names the config entry and ``expected`` the kind of
+    file in errors.
     """
-    expected = (
+    expected = expected or (
         "a StyleGAN2 prior in the official params_ema layout, for GFPGANv1 "
         "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth from the GFP-GAN v0.1.0 release"
     )
@@ -282,10 +332,13 @@ def load_pretrained_decoder(
 
 
 def load_generator_weights(
-    net: nn.Module, path: str | Path, key: str = "model.init_weights"
+    net: nn.Module,
+    path: str | Path,
+    key: str = "model.init_weights",
+    expected: str | None = None,
 ) -> None:
-    """Load a whole official-layout generator file strictly (``params_ema`` preferred)."""
-    expected = "an official generator file such as GFPGANv1.4.pth"
+    """Load a whole official-layout network file strictly (``params_ema`` preferred)."""
+    expected = expected or "an official generator file such as GFPGANv1.4.pth or GPEN-BFR-512.pth"
     file = required_file(path, key, expected=expected)
     load_file_into(net, file, f"{key} {file}")
 

@@ -229,6 +229,7 @@ def _network_specs() -> list[CheckpointSpec]:
             arch="GPENGenerator",
             kwargs={"size": 512, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2, "narrow": 1},
             layout="bare", purposes=("network",),
+            config_keys=("model.init_weights",),
         ),
         CheckpointSpec(
             "GPEN-BFR-256", "GPEN-BFR-256.pth", f"{_GPEN_MODELS}/GPEN-BFR-256.pth",
@@ -240,6 +241,7 @@ def _network_specs() -> list[CheckpointSpec]:
             "GPEN-BFR-512-D", "GPEN-BFR-512-D.pth", f"{_GPEN_MODELS}/GPEN-BFR-512-D.pth",
             arch="GPENDiscriminator", kwargs={"size": 512, "channel_multiplier": 2, "narrow": 1},
             layout="bare", purposes=("network",),
+            config_keys=("model.discriminator_prior",),
             note="Configuration assumed equal to the generator's (unverified).",
         ),
         CheckpointSpec(
@@ -254,6 +256,7 @@ def _network_specs() -> list[CheckpointSpec]:
             arch="IRSE50",
             kwargs={"input_size": 112, "num_layers": 50, "drop_ratio": 0.6, "mode": "ir_se"},
             layout="bare", purposes=("loss",),
+            config_keys=("model.generator_losses.identity.weights_path",),
             note="GPEN identity-loss network (IR-SE-50 ArcFace).",
         ),
     ]  # fmt: skip

@@ -6,12 +6,14 @@ from faceprior.losses.gan import (
     ComponentStyle,
     ContextTerm,
     DiscriminatorLoss,
+    FeatureMatching,
     GeneratorContext,
     ImagePyramid,
     gan_loss,
     r1_penalty,
 )
-from faceprior.losses.identity import Identity, gray_for_identity
+from faceprior.losses.identity import Identity, IdentityCosine, gray_for_identity
+from faceprior.losses.path_length import PathLengthPenalty
 from faceprior.losses.perceptual import PerceptualLoss, gram_matrix
 from faceprior.losses.pixel import PixelLoss
 from faceprior.losses.weighted import WeightedLoss
@@ -22,9 +24,12 @@ __all__ = [
     "ComponentStyle",
     "ContextTerm",
     "DiscriminatorLoss",
+    "FeatureMatching",
     "GeneratorContext",
     "Identity",
+    "IdentityCosine",
     "ImagePyramid",
+    "PathLengthPenalty",
     "PerceptualLoss",
     "PixelLoss",
     "WeightedLoss",

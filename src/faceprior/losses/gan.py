@@ -138,12 +138,20 @@ class DiscriminatorLoss(nn.Module):
         return term, penalty.detach()
 
 
+#: cache key of the main discriminator in ``GeneratorContext._cache`` (components use their names)
+_MAIN_D = "<net_d>"
+
+
 @dataclass
 class GeneratorContext:
     """What the generator terms of one iteration may look at.
 
     ``crops`` maps a component name to ``(restored_crop, gt_crop)``. ``run_component`` runs a
     component discriminator once per iteration and input and caches ``(logits, features)``.
+
+    ``net_d_features`` (optional) is the main discriminator's ``forward_features`` (logits and the
+    list of intermediate activations); :meth:`main_d` runs it once per iteration and input, so
+    the adversarial and the feature-matching terms share one discriminator forward.
     """
 
     output: Tensor
@@ -154,6 +162,7 @@ class GeneratorContext:
     component_ds: Mapping[str, nn.Module] = field(default_factory=dict)
     crops: Mapping[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     _cache: dict[tuple[str, str], tuple[Tensor, list[Tensor]]] = field(default_factory=dict)
+    net_d_features: Callable[[Tensor], tuple[Tensor, list[Tensor]]] | None = None
 
     def run_component(self, name: str, which: str) -> tuple[Tensor, list[Tensor]]:
         """``(logits, [conv3, conv5] features)`` of component ``name`` on the ``fake``/``real`` crop."""
@@ -164,6 +173,26 @@ class GeneratorContext:
                 fake if which == "fake" else real, return_feats=True
             )
             self._cache[key] = (logits, list(feats or []))
+        return self._cache[key]
+
+    def main_d(self, which: str) -> tuple[Tensor, list[Tensor]]:
+        """``(logits, features)`` of ``net_d_features`` on the ``fake`` (``output``) or ``real``
+        (``gt``, under ``torch.no_grad()``) image, computed once and cached."""
+        if which not in ("fake", "real"):
+            raise ValueError(f"main_d expects 'fake' or 'real', got {which!r}")
+        if self.net_d_features is None:
+            raise RuntimeError(
+                "this generator term needs the main discriminator's features, but the context "
+                "has no net_d_features"
+            )
+        key = (_MAIN_D, which)
+        if key not in self._cache:
+            if which == "fake":
+                logits, feats = self.net_d_features(self.output)
+            else:
+                with torch.no_grad():
+                    logits, feats = self.net_d_features(self.gt)
+            self._cache[key] = (logits, list(feats))
         return self._cache[key]
 
 
@@ -186,16 +215,79 @@ class ContextTerm(nn.Module):
 
 
 class Adversarial(ContextTerm):
-    """``weight · criterion(D(output), real)`` with the main discriminator."""
+    """``weight · criterion(D(output), real)`` with the main discriminator.
+
+    With ``ctx.net_d_features`` set the logits come from the cached ``ctx.main_d("fake")`` (one
+    discriminator forward shared with :class:`FeatureMatching`), otherwise from ``ctx.net_d``.
+    """
 
     def __init__(self, weight: float = 0.1, criterion: str = "wgan_softplus") -> None:
         super().__init__(weight)
         self.criterion = check_criterion("criterion", criterion)
 
     def forward(self, ctx: GeneratorContext) -> Tensor:
-        if ctx.net_d is None:
+        if ctx.net_d_features is not None:
+            logits = ctx.main_d("fake")[0]
+        elif ctx.net_d is not None:
+            logits = ctx.net_d(ctx.output)
+        else:
             raise RuntimeError("the adversarial term needs a discriminator")
-        return self.weight * gan_loss(ctx.net_d(ctx.output), True, self.criterion, False)
+        return self.weight * gan_loss(logits, True, self.criterion, False)
+
+
+FEATURE_DISTANCES = ("mse", "l1")
+
+
+class FeatureMatching(ContextTerm):
+    """Discriminator feature matching, GPEN's ``L_F = Σ_j ‖D_j(X) − D_j(G(X̃))‖``.
+
+    ``D_j`` are the main discriminator's intermediate activations (``ctx.main_d``: the body blocks
+    and the final conv); the real features are computed without gradient. The paper gives no
+    normalisation for the norm; here each selected layer contributes the MEAN of its element-wise
+    distance (``F.mse_loss`` or ``F.l1_loss``), so layers of different sizes weigh alike, and the
+    per-layer means are summed: ``weight · Σ_j mean(dist(D_j(fake), D_j(real)))``.
+
+    Args:
+        weight: loss weight.
+        distance: ``"mse"`` (squared error) or ``"l1"``.
+        layers: indices into the feature list (negative indices allowed); ``None`` uses all.
+    """
+
+    def __init__(
+        self, weight: float = 0.02, distance: str = "mse", layers: Sequence[int] | None = None
+    ) -> None:
+        super().__init__(weight)
+        if distance not in FEATURE_DISTANCES:
+            raise ValueError(
+                "model.generator_losses.feature_matching.distance must be one of "
+                f"{FEATURE_DISTANCES}, got {distance!r}"
+            )
+        self.distance = distance
+        self.layers = None if layers is None else [int(i) for i in layers]
+
+    def forward(self, ctx: GeneratorContext) -> Tensor:
+        if ctx.net_d_features is None:
+            raise RuntimeError(
+                "the feature-matching term needs the main discriminator's features: build the "
+                "GeneratorContext with net_d_features (e.g. the discriminator's forward_features)"
+            )
+        fake = ctx.main_d("fake")[1]
+        real = ctx.main_d("real")[1]
+        if len(fake) != len(real):
+            raise RuntimeError(
+                f"feature matching got {len(fake)} fake and {len(real)} real feature maps"
+            )
+        indices = range(len(fake)) if self.layers is None else self.layers
+        dist = F.mse_loss if self.distance == "mse" else F.l1_loss
+        total = ctx.output.new_zeros((), dtype=torch.float32)
+        for i in indices:
+            if not -len(fake) <= i < len(fake):
+                raise IndexError(
+                    f"model.generator_losses.feature_matching.layers: index {i} is out of range "
+                    f"for {len(fake)} discriminator feature maps"
+                )
+            total = total + dist(fake[i].float(), real[i].detach().float())
+        return self.weight * total
 
 
 class ImagePyramid(ContextTerm):

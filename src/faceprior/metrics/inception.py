@@ -96,3 +96,28 @@ class FIDInceptionV3(Inception3):
         for block in (self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
         return torch.flatten(self.avgpool(x), 1)
+
+
+def random_fid_inception(seed: int = 0) -> FIDInceptionV3:
+    """A randomly initialised FID-Inception (He-normal convolutions, seeded), for CPU smoke runs.
+
+    Its features keep unit scale through the ReLU stack, so Fréchet distances are of order one
+    and comparable with each other *within* one run (same seed); they are not FID values and are
+    never comparable with published ones. A warning says so whenever one is built.
+    """
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "FID uses a RANDOMLY INITIALISED Inception (seed %d): values are only comparable within "
+        "this run, not with published FIDs (point the metric at pt_inception-2015-12-05 for real FID)",
+        seed,
+    )
+    net = FIDInceptionV3()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
+                std = (2.0 / fan_in) ** 0.5
+                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * std)
+    return net.eval()

@@ -1,4 +1,4 @@
-"""Exponential moving average of a network, parameterised by a half-life in training images."""
+"""Exponential moving average of a network: a half-life in training images, or a fixed decay."""
 
 from __future__ import annotations
 
@@ -21,17 +21,32 @@ class EMA(nn.Module):
     Args:
         half_life_images: images after which a step's contribution has halved. GFP-GAN's per-iteration
             decay ``0.5 ** (32 / 10000)`` at a global batch ``B`` is ``half_life_images = B * 10000 / 32``.
+        decay: instead of a half-life, the same decay after every update whatever its batch (GPEN's
+            and rosinality's ``accumulate(g_ema, g, 0.5 ** (32 / 10000))``). Give exactly one of
+            ``half_life_images`` and ``decay``.
         start_images: keep the shadow equal to the live network until this many images were seen.
         average_buffers: average floating-point buffers too (otherwise they are copied).
     """
 
     def __init__(
-        self, half_life_images: float, start_images: int = 0, average_buffers: bool = False
+        self,
+        half_life_images: float | None = None,
+        start_images: int = 0,
+        average_buffers: bool = False,
+        decay: float | None = None,
     ) -> None:
         super().__init__()
-        if not half_life_images > 0:
-            raise ValueError(f"half_life_images must be > 0, got {half_life_images}")
-        self.half_life_images = float(half_life_images)
+        if (half_life_images is None) == (decay is None):
+            raise ValueError(
+                "model.ema needs exactly one of half_life_images and decay, got "
+                f"half_life_images={half_life_images}, decay={decay}"
+            )
+        if half_life_images is not None and not half_life_images > 0:
+            raise ValueError(f"model.ema.half_life_images must be > 0, got {half_life_images}")
+        if decay is not None and not 0.0 <= decay < 1.0:
+            raise ValueError(f"model.ema.decay must be in [0, 1), got {decay}")
+        self.half_life_images = float(half_life_images) if half_life_images is not None else None
+        self.fixed_decay = float(decay) if decay is not None else None
         self.start_images = int(start_images)
         self.average_buffers = average_buffers
         self.shadow: nn.Module | None = None
@@ -45,6 +60,9 @@ class EMA(nn.Module):
 
     def decay(self, images: int) -> float:
         """Per-step decay for a step of ``images`` images."""
+        if self.fixed_decay is not None:
+            return self.fixed_decay
+        assert self.half_life_images is not None
         return math.pow(0.5, images / self.half_life_images)
 
     @torch.no_grad()

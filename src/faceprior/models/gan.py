@@ -276,11 +276,16 @@ class GANModule(pl.LightningModule):
         return self.generator
 
     @contextlib.contextmanager
-    def seeded_noise(self, iteration: int, device: torch.device) -> Iterator[None]:
-        """Draw the RNG inside from a seed fixed by (noise_seed, iteration, rank)."""
+    def seeded_noise(self, iteration: int, device: torch.device, stream: int = 0) -> Iterator[None]:
+        """Draw the RNG inside from a seed fixed by (noise_seed, iteration, rank, stream).
+
+        Phases of one iteration that draw independently (e.g. the latents of the D step, the G
+        step and the path-length step) use different ``stream`` numbers.
+        """
         devices = [device.index or 0] if device.type == "cuda" else []
+        seed = (self.noise_seed * 1_000_003 + iteration) * 4096 + self.global_rank
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed((self.noise_seed * 1_000_003 + iteration) * 4096 + self.global_rank)
+            torch.manual_seed(seed + stream * (1 << 44))
             yield
 
     # -- the iteration -------------------------------------------------------------------------

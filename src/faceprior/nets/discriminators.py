@@ -40,6 +40,34 @@ def _head(in_ch: int, ch4: int) -> tuple[ConvLayer, nn.Sequential]:
     return final_conv, final_linear
 
 
+def _discriminate(
+    x: Tensor,
+    body: nn.Sequential,
+    final_conv: nn.Module,
+    final_linear: nn.Module,
+    group_size: int,
+    stddev_feat: int,
+    feats: list[Tensor] | None = None,
+) -> Tensor:
+    """Body -> minibatch stddev -> final conv -> linear head; appends activations to ``feats``.
+
+    ``feats`` (when given) receives the output of every element of ``body`` and of
+    ``final_conv``, in order. Running the body element by element is exactly what
+    ``nn.Sequential`` does, so the logits do not depend on whether features are collected.
+    """
+    out = x
+    for layer in body:
+        out = layer(out)
+        if feats is not None:
+            feats.append(out)
+    out = minibatch_stddev(out, group_size, stddev_feat)
+    out = final_conv(out)
+    if feats is not None:
+        feats.append(out)
+    logits: Tensor = final_linear(out.reshape(out.shape[0], -1))
+    return logits
+
+
 class StyleGAN2Discriminator(nn.Module):
     """BasicSR/GFP-GAN ``StyleGAN2Discriminator``; minibatch-stddev group ``min(B, stddev_group)``.
 
@@ -72,12 +100,21 @@ class StyleGAN2Discriminator(nn.Module):
         self.stddev_group = stddev_group
         self.stddev_feat = 1
 
+    def _run(self, x: Tensor, feats: list[Tensor] | None) -> Tensor:
+        group = min(x.shape[0], self.stddev_group)
+        body, conv, head = self.conv_body, self.final_conv, self.final_linear
+        return _discriminate(x, body, conv, head, group, self.stddev_feat, feats)
+
     def forward(self, x: Tensor) -> Tensor:
         """Return logits ``(B, 1)``."""
-        out = self.conv_body(x)
-        out = minibatch_stddev(out, min(out.shape[0], self.stddev_group), self.stddev_feat)
-        out = self.final_conv(out)
-        return self.final_linear(out.reshape(out.shape[0], -1))
+        return self._run(x, None)
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logits (identical to :meth:`forward`) and the intermediate activations: the output of
+        each ``conv_body`` element (the 1x1 ConvLayer, then every ResBlock) and of
+        ``final_conv``."""
+        feats: list[Tensor] = []
+        return self._run(x, feats), feats
 
 
 class GPENDiscriminator(nn.Module):
@@ -107,12 +144,19 @@ class GPENDiscriminator(nn.Module):
         self.stddev_feat = 1
         self.final_conv, self.final_linear = _head(in_ch, ch[4])
 
+    def _run(self, x: Tensor, feats: list[Tensor] | None) -> Tensor:
+        body, conv, head = self.convs, self.final_conv, self.final_linear
+        return _discriminate(x, body, conv, head, x.shape[0], self.stddev_feat, feats)
+
     def forward(self, x: Tensor) -> Tensor:
         """Return logits ``(B, 1)``."""
-        out = self.convs(x)
-        out = minibatch_stddev(out, out.shape[0], self.stddev_feat)
-        out = self.final_conv(out)
-        return self.final_linear(out.reshape(out.shape[0], -1))
+        return self._run(x, None)
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logits (identical to :meth:`forward`) and the intermediate activations: the output of
+        each ``convs`` element (the 1x1 ConvLayer, then every ResBlock) and of ``final_conv``."""
+        feats: list[Tensor] = []
+        return self._run(x, feats), feats
 
 
 class FacialComponentDiscriminator(nn.Module):

@@ -214,7 +214,10 @@ class NoiseInjection(nn.Module):
     """Scaled noise, added (StyleGAN2) or concatenated on the channels (GPEN, ``isconcat``).
 
     Parameter ``weight`` (one scalar, initialised to 0). With ``noise=None`` fresh standard normal
-    noise of shape ``(B, 1, H, W)`` is drawn.
+    noise of the input's shape ``(B, C, H, W)`` is drawn in both modes, as GPEN's class does: when
+    concatenating, the output then has ``2C`` channels, which is what the following
+    ``FusedLeakyReLU(2C)`` expects. (Rosinality's StyleGAN2 draws ``(B, 1, H, W)``; a given
+    ``noise`` of that shape still broadcasts in the additive mode.)
     """
 
     def __init__(self, isconcat: bool = False) -> None:
@@ -225,8 +228,7 @@ class NoiseInjection(nn.Module):
     def forward(self, x: Tensor, noise: Tensor | None = None) -> Tensor:
         """Inject ``noise`` (or fresh noise) into ``x``."""
         if noise is None:
-            b, _, h, w = x.shape
-            noise = x.new_empty(b, 1, h, w).normal_()
+            noise = x.new_empty(x.shape).normal_()
         if self.isconcat:
             return torch.cat([x, self.weight * noise], dim=1)
         return x + self.weight * noise

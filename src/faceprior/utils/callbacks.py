@@ -89,7 +89,12 @@ class DataMonitor(Callback):
 
 
 class ImagePreview(Callback):
-    """After each validation, save an LQ | restored | GT grid and send it to image-capable loggers."""
+    """After each validation, save an LQ | restored | GT grid and send it to image-capable loggers.
+
+    A module that sets ``val_preview = {"samples": images}`` (an unconditional prior) gets a square
+    grid of its samples instead, saved as ``samples/iter_<iteration>.png`` and logged as
+    ``val/samples``.
+    """
 
     def __init__(self, output_dir: str, max_images: int = 8) -> None:
         self.output_dir = Path(output_dir)
@@ -99,8 +104,16 @@ class ImagePreview(Callback):
         preview = getattr(pl_module, "val_preview", None)
         if not preview or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        from torchvision.utils import make_grid, save_image
+        from torchvision.utils import make_grid
 
+        step = int(getattr(pl_module, "iteration", trainer.global_step))
+        if (
+            "samples" in preview
+        ):  # an unconditional generator: a square grid of fixed-latent samples
+            samples = preview["samples"].float().cpu()
+            grid = make_grid(samples, nrow=math.ceil(math.sqrt(samples.shape[0])), padding=2)
+            self._write(trainer, grid, "samples", f"iter_{step:08d}.png", "EMA samples", step)
+            return
         rows = [
             preview[k][: self.max_images].float().cpu()
             for k in ("lq", "pred", "gt")
@@ -108,17 +121,30 @@ class ImagePreview(Callback):
         ]
         n = rows[0].shape[0]
         grid = make_grid(torch.cat(rows), nrow=n, padding=2, pad_value=1.0)
-        step = int(getattr(pl_module, "iteration", trainer.global_step))
-        path = self.output_dir / "previews" / f"val_{step:08d}.png"
+        self._write(trainer, grid, "previews", f"val_{step:08d}.png", "LQ | restored | GT", step)
+
+    def _write(
+        self,
+        trainer: pl.Trainer,
+        grid: torch.Tensor,
+        folder: str,
+        name: str,
+        caption: str,
+        step: int,
+    ) -> None:
+        from torchvision.utils import save_image
+
+        path = self.output_dir / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)
+        key = "val/samples" if folder == "samples" else "val/preview"
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 # no explicit step: W&B attaches it to the current metrics step (global_step counts
                 # every optimizer step of a GAN and would run ahead of the logged metrics)
-                logger.log_image(key="val/preview", images=[grid], caption=["LQ | restored | GT"])
+                logger.log_image(key=key, images=[grid], caption=[caption])
             elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/preview", grid, global_step=step)
+                logger.experiment.add_image(key, grid, global_step=step)
 
 
 def _fmt(value: float) -> str:

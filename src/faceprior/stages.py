@@ -1,0 +1,160 @@
+"""Multi-stage experiments: several training runs in order, each handing files to the next.
+
+An experiment with a ``stages`` mapping (e.g. ``experiment=gpen_two_stage``) is not trained
+itself; every stage is composed from ``train.yaml`` with its own ``overrides`` plus the overrides
+given on the command line (except ``experiment=``), trained and tested in
+``<output_dir>/<stage>``, and its networks are exported to ``<output_dir>/<stage>/exports``:
+
+* ``generator_ema.pth`` — the generator in GFP-GAN's layout (``params_ema`` = EMA weights,
+  ``params`` = trained weights): what ``model.decoder_prior`` / ``model.init_weights`` read;
+* ``discriminator.pth`` — the discriminator as a bare state dict (``model.discriminator_prior``).
+
+A stage's ``inputs`` map a config key of that stage to ``<earlier stage>/<export>``::
+
+    stages:
+      prior: {overrides: [experiment=stylegan2_tiny]}
+      gpen:
+        overrides: [experiment=gpen_tiny]
+        inputs: {model.decoder_prior: prior/generator_ema}
+
+``stages.json`` in the experiment's output folder lists every stage's folder, exports and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from faceprior.checkpoints.io import export_checkpoint, to_cpu_state_dict
+
+log = logging.getLogger("faceprior")
+
+TrainFn = Callable[[DictConfig], tuple[dict[str, Any], dict[str, Any]]]
+#: what every stage exports, by name
+EXPORTS = ("generator_ema", "discriminator")
+
+
+def parent_overrides(cfg: DictConfig) -> list[str]:
+    """The command-line overrides of the multi-stage run that every stage inherits."""
+    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if task is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            task = list(HydraConfig.get().overrides.task)
+        except ValueError:  # not inside a Hydra app
+            task = []
+    keep = []
+    for item in task:
+        key = str(item).lstrip("+~").split("=", 1)[0]
+        if key in ("experiment", "ckpt_path") or key.startswith(("stages", "hydra", "paths")):
+            continue
+        keep.append(str(item))
+    return keep
+
+
+def compose_stage(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """Compose ``config_name`` with ``overrides`` (inside a Hydra app or stand-alone)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name, overrides=overrides)
+    from faceprior.utils.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+def export_stage(model: nn.Module, out_dir: Path) -> dict[str, str]:
+    """Write the stage's final networks (see the module docstring); returns name -> path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    net_g = getattr(model, "net_g", None)
+    if isinstance(net_g, nn.Module):
+        ema = getattr(model, "eval_net", net_g)
+        path = out_dir / "generator_ema.pth"
+        torch.save({"params": to_cpu_state_dict(net_g), "params_ema": to_cpu_state_dict(ema)}, path)
+        files["generator_ema"] = str(path)
+    net_d = getattr(model, "net_d", None)
+    if isinstance(net_d, nn.Module):
+        files["discriminator"] = str(
+            export_checkpoint(net_d, out_dir / "discriminator.pth", "bare")
+        )
+    return files
+
+
+def _stage_inputs(
+    name: str, inputs: Mapping[str, str], exports: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    out = []
+    for key, ref in inputs.items():
+        stage, _, what = str(ref).partition("/")
+        if stage not in exports:
+            raise ValueError(
+                f"stages.{name}.inputs.{key}={ref!r}: stage {stage!r} has not run before {name!r} "
+                f"(stages so far: {list(exports)})"
+            )
+        if what not in exports[stage]:
+            raise ValueError(
+                f"stages.{name}.inputs.{key}={ref!r}: stage {stage!r} exported "
+                f"{sorted(exports[stage])}, not {what!r}"
+            )
+        out.append(f"{key}={exports[stage][what]}")
+    return out
+
+
+def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train every stage of ``cfg.stages`` in order; returns the last stage's metrics and runs."""
+    stages = cfg.stages
+    if not isinstance(stages, DictConfig) or not stages:
+        raise ValueError("stages must be a mapping of stage name -> {overrides, inputs}")
+    root = Path(str(cfg.paths.output_dir))
+    paths = OmegaConf.to_container(cfg.paths, resolve=True)
+    inherited = parent_overrides(cfg)
+    exports: dict[str, dict[str, str]] = {}
+    summary: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    runs: dict[str, Any] = {}
+    for key, stage in stages.items():
+        name = str(key)
+        unknown = set(stage) - {"overrides", "inputs"}
+        if unknown:
+            raise ValueError(f"stages.{name}: unknown keys {sorted(unknown)} (overrides, inputs)")
+        overrides = [*map(str, stage.get("overrides") or []), *inherited]
+        overrides += _stage_inputs(name, stage.get("inputs") or {}, exports)
+        log.info("stage %s: %s", name, " ".join(overrides))
+        stage_cfg = compose_stage(overrides)
+        if stage_cfg.get("stages"):
+            raise ValueError(f"stages.{name}: a stage cannot itself have stages")
+        with open_dict(stage_cfg):
+            stage_cfg.paths = OmegaConf.create(paths)
+            stage_cfg.paths.output_dir = str(root / name)
+        metrics, run = train_fn(stage_cfg)
+        model = run.get("model")
+        exports[name] = export_stage(model, root / name / "exports") if model else {}
+        runs[name] = run
+        summary[name] = {
+            "output_dir": str(root / name),
+            "overrides": overrides,
+            "exports": exports[name],
+            "metrics": {k: float(v) for k, v in metrics.items() if _is_number(v)},
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "stages.json").write_text(json.dumps(summary, indent=2))
+    return metrics, {"stages": runs, **(runs[list(runs)[-1]] if runs else {})}
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
