@@ -536,3 +536,28 @@ def test_ddp_sim_ranks_stay_identical(tmp_path: Path, data_root: Path, experimen
         assert a["digest"] == b["digest"], a["iteration"]
         assert a["batch"] == b["batch"] == 2
         assert a["lq_sum"] != b["lq_sum"]  # each rank trains on its own shard
+
+
+def test_eval_app_reproduces_gpen_test_metrics(make_cfg) -> None:
+    from faceprior.eval import evaluate
+
+    cfg = make_cfg(tiny("gpen_tiny", "model.max_iterations=2"), tiny=False)
+    metrics, _ = train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    ecfg = make_cfg(tiny("gpen_tiny", f"ckpt_path={ckpt}"), config_name="eval", tiny=False)
+    emetrics, _ = evaluate(ecfg)
+    assert float(emetrics["test/synthetic_test/psnr"]) == pytest.approx(
+        float(metrics["test/synthetic_test/psnr"]), abs=1e-6
+    )
+    results = (Path(ecfg.paths.output_dir) / "results.md").read_text()
+    assert "iterations trained: 2" in results
+    rows = (Path(cfg.paths.output_dir) / "test_per_image.csv").read_text().splitlines()
+    assert rows[0].startswith("benchmark,index") and len(rows) == 1 + 4
+
+
+def test_eval_app_refuses_a_multi_stage_experiment(make_cfg) -> None:
+    from faceprior.eval import evaluate
+
+    cfg = make_cfg(["experiment=gpen_two_stage_tiny", "ckpt_path=x.ckpt"], config_name="eval")
+    with pytest.raises(ValueError, match="trains stages"):
+        evaluate(cfg)

@@ -13,9 +13,13 @@ from faceprior.eval import evaluate
 from faceprior.train import train
 from faceprior.utils.config import CONFIG_DIR
 
-#: Baseline experiments (GFP-GAN experiments are exercised in test_gfpgan.py with GAN-tiny overrides).
+#: Baseline experiments (GFP-GAN experiments are exercised in test_gfpgan.py, GPEN and StyleGAN2-prior
+#: ones in test_gpen.py, each with their own tiny overrides).
+GAN_PREFIXES = ("gfpgan", "gpen", "stylegan2")
 EXPERIMENTS = sorted(
-    p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml") if not p.stem.startswith("gfpgan")
+    p.stem
+    for p in (CONFIG_DIR / "experiment").glob("*.yaml")
+    if not p.stem.startswith(GAN_PREFIXES)
 )
 
 
