@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from faceprior.runs import build_run
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
@@ -31,9 +31,23 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "stage's checkpoint with that stage's experiment, e.g. faceprior-eval "
             "experiment=gpen_paper_ffhq512 ckpt_path=<run>/gpen/checkpoints/last.ckpt"
         )
-    ckpt_path = resolve_checkpoint(cfg)
-    if ckpt_path is None:
-        raise ValueError("faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest)")
+    official = str(OmegaConf.select(cfg, "model._target_", default="")).endswith("OfficialRestorer")
+    if official:
+        # released weights by name: nothing to restore from a training checkpoint
+        ckpt_path = None
+        if not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path"):
+            raise ValueError(
+                "model=official evaluates the released weights (model.weights); drop ckpt_path"
+            )
+    else:
+        if OmegaConf.is_missing(cfg, "ckpt_path"):
+            raise ValueError(
+                "faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest), or "
+                "model=official model.weights=<registry name> for released weights"
+            )
+        ckpt_path = resolve_checkpoint(cfg)
+        if ckpt_path is None:
+            raise ValueError("faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest)")
     run = build_run(cfg)
     run["trainer"].test(model=run["model"], datamodule=run["datamodule"], ckpt_path=ckpt_path)
     return dict(run["trainer"].callback_metrics), run

@@ -48,6 +48,8 @@ class RestorerBase(pl.LightningModule):
         self.val_metrics = StageMetrics(self.metric_specs, "val", [""])
         self.test_metrics: StageMetrics | None = None
         self.val_preview: dict[str, Tensor] | None = None
+        #: per-image rows of the last test run (kept for result writers after the reset)
+        self.last_test_rows: list[dict[str, float | int | str]] = []
 
     def restore(self, lq: Tensor) -> Tensor:
         """Evaluation restoration of ``lq`` in [-1, 1]; returns [-1, 1]."""
@@ -82,14 +84,19 @@ class RestorerBase(pl.LightningModule):
         self.log_dict(self.val_metrics.compute(), sync_dist=False)
         self.val_metrics.reset()
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """Score one batch; returns the restored images in [0, 1] (for result writers)."""
         assert self.test_metrics is not None
-        self._evaluate(self.test_metrics, batch, str(batch.get("benchmark", "test")))
+        pred = self._evaluate(self.test_metrics, batch, str(batch.get("benchmark", "test")))
+        return {"pred": pred.detach()}
 
     def on_test_epoch_end(self) -> None:
         assert self.test_metrics is not None
         self.log_dict(self.test_metrics.compute(), sync_dist=False, add_dataloader_idx=False)
         rows = self.test_metrics.rows
+        self.last_test_rows = list(rows)
         if rows and self.trainer.world_size == 1:
             path = Path(self.trainer.default_root_dir) / "test_per_image.csv"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,233 @@
+"""Per-benchmark result files of a test run: restored PNGs, mean table, per-image CSV, protocol.
+
+:class:`BenchmarkResults` (a callback of ``faceprior-eval``, also usable in training configs)
+writes, for every benchmark ``b`` of the test run, into ``<output_dir>/results``:
+
+* ``b.md`` — the mean table (LQ input / restored / gain) followed by the protocol block;
+* ``b.csv`` — one row per image (file name, index, every per-image metric, restored and LQ);
+* ``b.json`` — means, the protocol and the per-image rows;
+
+and, with ``save_images``, the 8-bit restored images as ``<output_dir>/restored/b/<name>.png``
+(the source file's stem). The protocol records what a reader needs to trust or reproduce the
+numbers: every metric's convention (its ``protocol()``), the weights scored (file and SHA-256; for
+released models whether it is the released file), the benchmark folders and the SHA-256 of a
+``manifest.json`` found next to them (written by ``faceprior-prepare synth-benchmark``), the seed,
+and package versions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning import Callback
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("faceprior", "torch", "torchvision", "pytorch-lightning", "torchmetrics", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages the numbers depend on."""
+    out: dict[str, str] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _sha256(path: Path) -> str:
+    from faceprior.checkpoints.io import sha256sum
+
+    return sha256sum(path)
+
+
+def benchmark_manifest(roots: list[str | None]) -> dict[str, str] | None:
+    """``{path, sha256}`` of the first ``manifest.json`` in or above a benchmark folder."""
+    for root in roots:
+        if not root:
+            continue
+        for folder in (Path(root), Path(root).parent):
+            manifest = folder / "manifest.json"
+            if manifest.is_file():
+                return {"path": str(manifest.resolve()), "sha256": _sha256(manifest)}
+    return None
+
+
+def metric_protocols(module: pl.LightningModule) -> dict[str, Any]:
+    """Each test metric's recorded conventions (``protocol()`` or ``convention``)."""
+    out: dict[str, Any] = {}
+    for name, metric in dict(getattr(module, "test_metric_specs", {}) or {}).items():
+        proto = getattr(metric, "protocol", None)
+        if callable(proto):
+            out[name] = proto()
+        else:
+            out[name] = getattr(metric, "convention", type(metric).__name__)
+    return out
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8, rounded as the metrics quantise."""
+    return (
+        (image.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+    )
+
+
+class BenchmarkResults(Callback):
+    """Write ``results/<benchmark>.{md,csv,json}`` (and restored PNGs) after ``trainer.test``.
+
+    Args:
+        output_dir: the run folder.
+        save_images: save the 8-bit restored images under ``restored/<benchmark>/``.
+        seed: the run's seed (recorded).
+        weights: what was scored when the module does not say (e.g. the checkpoint path).
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        save_images: bool = True,
+        seed: int | None = None,
+        weights: str | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.save_images = save_images
+        self.seed = seed
+        self.weights = weights
+        #: (benchmark, index) -> source file stem
+        self._names: dict[tuple[str, int], str] = {}
+
+    # -- restored images -------------------------------------------------------------------------
+    def _name(self, trainer: pl.Trainer, dataloader_idx: int, index: int) -> str:
+        name = f"{index:08d}"
+        loaders = trainer.test_dataloaders
+        loader = loaders[dataloader_idx] if isinstance(loaders, list | tuple) else loaders
+        dataset = getattr(loader, "dataset", None)
+        source = getattr(getattr(dataset, "inner", dataset), "source", None)
+        if source is not None and hasattr(source, "name"):
+            name = Path(str(source.name(index))).stem
+        return name
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        bench = str(batch.get("benchmark", "test"))
+        indices = batch.get("index")
+        n = int(batch["lq"].shape[0])
+        index_list = [int(i) for i in indices] if indices is not None else list(range(n))
+        for index in index_list:
+            if (bench, index) not in self._names:
+                self._names[(bench, index)] = self._name(trainer, dataloader_idx, index)
+        if not self.save_images or not isinstance(outputs, dict) or "pred" not in outputs:
+            return
+        import cv2
+
+        folder = self.output_dir / "restored" / bench
+        folder.mkdir(parents=True, exist_ok=True)
+        pred = outputs["pred"]
+        for i, index in enumerate(index_list):
+            rgb = _to_uint8(pred[i])
+            cv2.imwrite(str(folder / f"{self._names[(bench, index)]}.png"), rgb[:, :, ::-1])
+
+    # -- tables ------------------------------------------------------------------------------------
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        rows = list(getattr(pl_module, "last_test_rows", []) or [])
+        dm = getattr(trainer, "datamodule", None)
+        benchmarks = dict(getattr(dm, "benchmarks", {}) or {})
+        names = list(benchmarks) or sorted({k.split("/")[1] for k in metrics if k.count("/") == 2})
+        weights = dict(getattr(pl_module, "weights_info", {}) or {})
+        if not weights:
+            ckpt = trainer.ckpt_path or self.weights
+            weights = {"checkpoint": ckpt}
+            if ckpt and Path(ckpt).is_file():
+                weights["sha256"] = _sha256(Path(ckpt))
+        out = self.output_dir / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        for bench in names:
+            spec = benchmarks.get(bench)
+            roots = [getattr(spec, "lq_root", None), getattr(spec, "gt_root", None)]
+            protocol = {
+                "benchmark": {
+                    "name": bench,
+                    "kind": getattr(spec, "kind", None),
+                    "lq_root": roots[0],
+                    "gt_root": roots[1],
+                    "seed": getattr(spec, "seed", None),
+                    "manifest": benchmark_manifest(roots),
+                },
+                "weights": weights,
+                "metrics": metric_protocols(pl_module),
+                "images": "8-bit quantised, metrics averaged per image",
+                "seed": self.seed,
+                "packages": package_versions(),
+            }
+            self._write(
+                out, bench, metrics, [r for r in rows if r.get("benchmark") == bench], protocol
+            )
+        log.info("wrote per-benchmark results to %s", out)
+
+    def _write(
+        self,
+        out: Path,
+        bench: str,
+        metrics: dict[str, float],
+        rows: list[dict[str, Any]],
+        protocol: dict[str, Any],
+    ) -> None:
+        prefix = f"test/{bench}/"
+        means = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+        names = sorted({k.removeprefix("lq_") for k in means})
+        lines = [
+            f"# {bench}",
+            "",
+            "| | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        for label, tag in (("LQ input", "lq_"), ("restored", "")):
+            if any(f"{tag}{n}" in means for n in names):
+                cells = [
+                    f"{means[f'{tag}{n}']:.4f}" if f"{tag}{n}" in means else "—" for n in names
+                ]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if protocol["benchmark"]["kind"] == "lq_only":
+            lines += ["", "No ground truth: only no-reference metrics are computed for this set."]
+        lines += [
+            "",
+            "## Protocol",
+            "",
+            "```json",
+            json.dumps(protocol, indent=2, default=str),
+            "```",
+        ]
+        (out / f"{bench}.md").write_text("\n".join(lines) + "\n")
+        for row in rows:
+            index = int(row.get("index", -1))
+            row["name"] = self._names.get((bench, index), f"{index:08d}")
+        columns = list(dict.fromkeys(["benchmark", "name", "index", *(k for r in rows for k in r)]))
+        with (out / f"{bench}.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        payload = {"benchmark": bench, "means": means, "protocol": protocol, "per_image": rows}
+        (out / f"{bench}.json").write_text(json.dumps(payload, indent=2, default=str))
