@@ -146,3 +146,28 @@ def test_lq_only_benchmark_skips_full_reference_metrics(make_cfg, tmp_path: Path
     md = (Path(cfg.paths.output_dir) / "results" / "custom.md").read_text()
     assert "No ground truth" in md
     assert len(list((Path(cfg.paths.output_dir) / "restored" / "custom").glob("*.png"))) == 3
+
+
+def test_wandb_gets_an_image_table_and_summary(
+    make_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytorch_lightning.loggers import WandbLogger
+
+    tables: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        WandbLogger, "log_table", lambda self, key, columns, data: tables.append(
+            {"key": key, "columns": columns, "data": data}
+        ),
+    )  # fmt: skip
+    _official_file(tmp_path / "weights", "GPEN-BFR-256")
+    _folder(tmp_path / "bench" / "gt", 3, 64, seed=0)
+    _folder(tmp_path / "bench" / "lq", 3, 64, seed=1)
+    overrides = _overrides(tmp_path, "GPEN-BFR-256", "logger=[wandb,csv]")
+    cfg = make_cfg(overrides, config_name="eval", tiny=False)
+    evaluate(cfg)
+    assert len(tables) == 1 and tables[0]["key"] == "test/custom/images"
+    columns = tables[0]["columns"]
+    assert columns[:4] == ["name", "lq", "restored", "gt"] and "psnr" in columns
+    data = tables[0]["data"]
+    assert [row[0] for row in data] == ["face_000", "face_001", "face_002"]
+    assert all(isinstance(v, float) for v in (row[columns.index("psnr")] for row in data))

@@ -86,11 +86,16 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
 class BenchmarkResults(Callback):
     """Write ``results/<benchmark>.{md,csv,json}`` (and restored PNGs) after ``trainer.test``.
 
+    With a W&B logger, each benchmark also becomes a ``wandb.Table`` (``test/<benchmark>/images``:
+    file name, LQ | restored | GT image cells and the per-image metrics of the first
+    ``table_images`` images), and the means go to the run summary.
+
     Args:
         output_dir: the run folder.
         save_images: save the 8-bit restored images under ``restored/<benchmark>/``.
         seed: the run's seed (recorded).
         weights: what was scored when the module does not say (e.g. the checkpoint path).
+        table_images: images per benchmark in the W&B table (0: no table).
     """
 
     def __init__(
@@ -99,11 +104,15 @@ class BenchmarkResults(Callback):
         save_images: bool = True,
         seed: int | None = None,
         weights: str | None = None,
+        table_images: int = 16,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.save_images = save_images
         self.seed = seed
         self.weights = weights
+        self.table_images = int(table_images)
+        #: benchmark -> [(name, lq, restored, gt or None)] for the W&B table (first images only)
+        self._table: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]] = {}
         #: (benchmark, index) -> source file stem
         self._names: dict[tuple[str, int], str] = {}
 
@@ -134,16 +143,58 @@ class BenchmarkResults(Callback):
         for index in index_list:
             if (bench, index) not in self._names:
                 self._names[(bench, index)] = self._name(trainer, dataloader_idx, index)
-        if not self.save_images or not isinstance(outputs, dict) or "pred" not in outputs:
+        if not isinstance(outputs, dict) or "pred" not in outputs:
+            return
+        pred = outputs["pred"]
+        kept = self._table.setdefault(bench, [])
+        gt = batch.get("gt")
+        for i, index in enumerate(index_list):
+            if len(kept) >= self.table_images or self._wandb(trainer) is None:
+                break
+            gt_i = _to_uint8(gt[i]) if gt is not None else None
+            kept.append(
+                (self._names[(bench, index)], _to_uint8(batch["lq"][i]), _to_uint8(pred[i]), gt_i)
+            )
+        if not self.save_images:
             return
         import cv2
 
         folder = self.output_dir / "restored" / bench
         folder.mkdir(parents=True, exist_ok=True)
-        pred = outputs["pred"]
         for i, index in enumerate(index_list):
             rgb = _to_uint8(pred[i])
             cv2.imwrite(str(folder / f"{self._names[(bench, index)]}.png"), rgb[:, :, ::-1])
+
+    @staticmethod
+    def _wandb(trainer: pl.Trainer) -> Any:
+        from pytorch_lightning.loggers import WandbLogger
+
+        return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+
+    def _log_wandb(
+        self, trainer: pl.Trainer, bench: str, rows: list[dict[str, Any]], means: dict[str, float]
+    ) -> None:
+        logger = self._wandb(trainer)
+        if logger is None:
+            return
+        import wandb
+
+        by_name = {str(r.get("name")): r for r in rows}
+        metric_cols = sorted({k for r in rows for k in r} - {"benchmark", "name", "index"})
+        columns = ["name", "lq", "restored", "gt", *metric_cols]
+        data = []
+        for name, lq, pred, gt in self._table.get(bench, []):
+            row = by_name.get(name, {})
+            images = [
+                wandb.Image(lq),
+                wandb.Image(pred),
+                wandb.Image(gt) if gt is not None else None,
+            ]
+            data.append([name, *images, *(row.get(c) for c in metric_cols)])
+        if data:
+            logger.log_table(key=f"test/{bench}/images", columns=columns, data=data)
+        for key, value in means.items():
+            logger.experiment.summary[f"test/{bench}/{key}"] = value
 
     # -- tables ------------------------------------------------------------------------------------
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -182,9 +233,9 @@ class BenchmarkResults(Callback):
                 "seed": self.seed,
                 "packages": package_versions(),
             }
-            self._write(
-                out, bench, metrics, [r for r in rows if r.get("benchmark") == bench], protocol
-            )
+            bench_rows = [r for r in rows if r.get("benchmark") == bench]
+            means = self._write(out, bench, metrics, bench_rows, protocol)
+            self._log_wandb(trainer, bench, bench_rows, means)
         log.info("wrote per-benchmark results to %s", out)
 
     def _write(
@@ -194,7 +245,7 @@ class BenchmarkResults(Callback):
         metrics: dict[str, float],
         rows: list[dict[str, Any]],
         protocol: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, float]:
         prefix = f"test/{bench}/"
         means = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
         names = sorted({k.removeprefix("lq_") for k in means})
@@ -231,3 +282,4 @@ class BenchmarkResults(Callback):
             writer.writerows(rows)
         payload = {"benchmark": bench, "means": means, "protocol": protocol, "per_image": rows}
         (out / f"{bench}.json").write_text(json.dumps(payload, indent=2, default=str))
+        return means
