@@ -69,7 +69,12 @@ class OfficialRestorer(RestorerBase):
         # None: the registry knows no published hash, so only the file's own hash is recorded
         released = None if spec.sha256 is None else digest.lower() == spec.sha256.lower()
         if released is None:
-            log.info("model.weights=%s: no published SHA-256 to compare; %s has %s", weights, path, digest)
+            log.info(
+                "model.weights=%s: no published SHA-256 to compare; %s has %s",
+                weights,
+                path,
+                digest,
+            )
         elif not released:
             message = (
                 f"model.weights={weights}: {path} is not the released file (sha256 {digest}, "
