@@ -50,6 +50,7 @@ def test_experiment_composes(experiment: str, app: str) -> None:
         ("logger", ["wandb", "csv", "tensorboard", "none"]),
         ("degradation", ["gfpgan_v1", "gpen_simple", "codeformer", "mild", "severe", "none"]),
         ("data", ["synthetic", "ffhq512", "ffhq512_lmdb", "folder"]),
+        ("metrics", ["basic", "fast", "paper", "random_init"]),
     ],
 )
 def test_group_options_compose(group: str, options: list[str]) -> None:
