@@ -1,0 +1,447 @@
+"""``faceprior-compare``: one paper-style table (and a visual page) from several evaluated runs.
+
+Example::
+
+    faceprior-compare logs/eval/runs/gfpgan logs/eval/runs/gpen --names GFPGAN,GPEN --out cmp
+
+Each input is a run folder — its ``results/<benchmark>.json`` files (``faceprior-eval``) or, when
+there are none, its ``results.json`` (training runs, ``test/<bench>/<metric>`` keys) — or one of
+those JSON files. Writes into ``--out`` (default ``./compare``):
+
+* ``compare.md`` — Markdown table: rows "LQ input" (the ``lq_*`` means of the first input that
+  has them) then one row per method; a column per benchmark × metric with ↑/↓; the best method
+  value of each column in bold (ties all bold, the LQ row never); missing values "—";
+* ``compare.tex`` — the same as a LaTeX ``tabular`` (booktabs rules, ``\\textbf`` for the best);
+* ``compare.csv`` — long format, one row per shown value, columns
+  ``method,benchmark,metric,value,higher_is_better,best`` (method "LQ input" for the LQ row);
+* ``compare.html`` — the table, a quality-vs-fidelity scatter plot per benchmark (inline SVG) and,
+  for the first ``--crops`` face names (sorted) restored by every method, LQ | methods | GT
+  side by side; the images are copied into ``crops/``. LQ and GT come from the protocol's
+  ``lq_root`` / ``gt_root`` (matched by file stem), restorations from ``<run>/restored/<bench>/``.
+
+Values are rounded for display (2 decimals from 10 up, else 4) and the best is chosen among the
+rounded values, so the bold always matches what is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceprior import compare_html as page
+
+LQ_ROW = "LQ input"
+MISSING = "—"
+#: direction of the known metrics (the ``higher_is_better`` of ``faceprior.metrics``); a
+#: protocol's own ``higher_is_better`` wins
+HIGHER_IS_BETTER = {
+    "psnr": True,
+    "ssim": True,
+    "lpips": False,
+    "fid": False,
+    "niqe": False,
+    "idd": False,
+    "lmd": False,
+}
+LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "fid": "FID", "niqe": "NIQE"}
+LABELS |= {"idd": "IDD", "lmd": "LMD"}
+#: scatter axes, in order of preference: fidelity on x, perceptual quality on y
+FIDELITY = ("psnr", "idd", "ssim", "lmd")
+QUALITY = ("fid", "lpips", "niqe")
+
+
+class CompareError(ValueError):
+    """An input that cannot be compared; the message names it and says what was expected."""
+
+
+@dataclass
+class BenchmarkEntry:
+    """One method's results on one benchmark, as read from a results file."""
+
+    benchmark: str
+    means: dict[str, float]
+    source: Path
+    run_dir: Path
+    protocol: dict[str, Any] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def weights_name(self) -> str | None:
+        name = (self.protocol.get("weights") or {}).get("name")
+        return str(name) if name else None
+
+    def restored(self, name: str) -> Path | None:
+        path = self.run_dir / "restored" / self.benchmark / f"{name}.png"
+        return path if path.is_file() else None
+
+    def restored_names(self) -> set[str]:
+        folder = self.run_dir / "restored" / self.benchmark
+        return {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
+
+
+@dataclass
+class Table:
+    """The comparison: ``values[row][(benchmark, metric)]`` for rows ``LQ input`` and methods."""
+
+    methods: list[str]
+    columns: list[tuple[str, str]]
+    values: dict[str, dict[tuple[str, str], float]]
+    higher_is_better: dict[str, bool | None]
+    entries: dict[str, dict[str, BenchmarkEntry]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[str]:
+        has_lq = any(self.values.get(LQ_ROW, {}).values())
+        return [LQ_ROW, *self.methods] if has_lq else list(self.methods)
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return list(dict.fromkeys(b for b, _ in self.columns))
+
+    def cell(self, row: str, column: tuple[str, str]) -> str:
+        value = self.values.get(row, {}).get(column)
+        return MISSING if value is None or math.isnan(value) else fmt(value)
+
+    def best(self, column: tuple[str, str]) -> set[str]:
+        """Methods holding the best rounded value of a column (none for unknown directions)."""
+        higher = self.higher_is_better.get(column[1])
+        cells = {m: self.cell(m, column) for m in self.methods}
+        numbers = {m: float(v) for m, v in cells.items() if v != MISSING}
+        if higher is None or not numbers:
+            return set()
+        target = max(numbers.values()) if higher else min(numbers.values())
+        return {m for m, v in numbers.items() if v == target}
+
+    def header(self, column: tuple[str, str]) -> str:
+        bench, metric = column
+        return f"{bench} {metric_label(metric)}{arrow(self.higher_is_better.get(metric))}"
+
+
+def fmt(value: float) -> str:
+    """Display rounding: 2 decimals from 10 up (PSNR, FID), else 4 (SSIM, LPIPS)."""
+    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def metric_label(metric: str) -> str:
+    return LABELS.get(metric, metric)
+
+
+def arrow(higher: bool | None) -> str:
+    return "" if higher is None else ("↑" if higher else "↓")
+
+
+# -- loading ---------------------------------------------------------------------------------------
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CompareError(f"{path}: cannot read it as JSON ({err})") from err
+
+
+def _entries_from_json(path: Path, data: Any) -> list[BenchmarkEntry]:
+    if isinstance(data, dict) and isinstance(data.get("means"), dict) and "benchmark" in data:
+        run_dir = path.parent.parent if path.parent.name == "results" else path.parent
+        rows = data.get("per_image") or []
+        names = [str(r["name"]) for r in rows if isinstance(r, dict) and "name" in r]
+        means = {k: float(v) for k, v in data["means"].items() if isinstance(v, int | float)}
+        return [
+            BenchmarkEntry(
+                str(data["benchmark"]),
+                means,
+                path,
+                run_dir,
+                dict(data.get("protocol") or {}),
+                names,
+            )
+        ]
+    if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+        grouped: dict[str, dict[str, float]] = {}
+        for key, value in data["metrics"].items():
+            parts = str(key).split("/")
+            if len(parts) == 3 and parts[0] == "test" and isinstance(value, int | float):
+                grouped.setdefault(parts[1], {})[parts[2]] = float(value)
+        if grouped:
+            return [BenchmarkEntry(b, m, path, path.parent) for b, m in grouped.items()]
+    raise CompareError(
+        f"{path}: not a results file: expected a faceprior-eval results/<benchmark>.json "
+        "('benchmark' and 'means') or a training results.json ('metrics' with "
+        "test/<benchmark>/<metric> keys)"
+    )
+
+
+def load_results(path: str | Path) -> list[BenchmarkEntry]:
+    """The per-benchmark entries of a run folder or of one results JSON file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((path / "results").glob("*.json"))
+        if files:
+            return [e for f in files for e in _entries_from_json(f, _read_json(f))]
+        if (path / "results.json").is_file():
+            return _entries_from_json(path / "results.json", _read_json(path / "results.json"))
+        raise CompareError(
+            f"{path}: a folder without results: expected a run folder with results/<benchmark>.json "
+            "(faceprior-eval) or results.json (training run), or one of those files"
+        )
+    if path.is_file():
+        return _entries_from_json(path, _read_json(path))
+    raise CompareError(
+        f"{path}: no such file or folder (expected a run folder or a results JSON file)"
+    )
+
+
+# -- the table -------------------------------------------------------------------------------------
+def _unique(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        candidate, k = name, 2
+        while candidate in out:
+            candidate, k = f"{name}-{k}", k + 1
+        out.append(candidate)
+    return out
+
+
+def _default_name(path: Path, entries: list[BenchmarkEntry]) -> str:
+    for entry in entries:
+        if entry.weights_name:
+            return entry.weights_name
+    return entries[0].run_dir.resolve().name if entries else path.name
+
+
+def _data_key(entry: BenchmarkEntry) -> tuple[Any, ...] | None:
+    bench = entry.protocol.get("benchmark")
+    if not isinstance(bench, dict):
+        return None
+    manifest = (bench.get("manifest") or {}).get("sha256")
+    return (bench.get("lq_root"), bench.get("gt_root"), bench.get("seed"), manifest)
+
+
+def compare(
+    inputs: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    benchmarks: Sequence[str] | None = None,
+) -> Table:
+    """Load every input and lay the methods out in one table (see the module docstring)."""
+    if not inputs:
+        raise CompareError("nothing to compare: give at least one run folder or results file")
+    loaded = [load_results(p) for p in inputs]
+    if names is not None and len(names) != len(inputs):
+        raise CompareError(
+            f"{len(names)} names for {len(inputs)} inputs (--names needs one per input)"
+        )
+    methods = _unique(
+        list(names) if names else [_default_name(Path(p), e) for p, e in zip(inputs, loaded)]
+    )
+    entries = {m: {e.benchmark: e for e in es} for m, es in zip(methods, loaded)}
+    notes: list[str] = []
+    found = list(dict.fromkeys(e.benchmark for es in loaded for e in es))
+    order = list(benchmarks) if benchmarks else found
+    for bench in order:
+        if bench not in found:
+            notes.append(f"benchmark {bench!r} is in no input")
+            continue
+        lacking = [m for m in methods if bench not in entries[m]]
+        if lacking:
+            notes.append(
+                f"{', '.join(lacking)}: not evaluated on {bench} (shown as {MISSING}); "
+                "the methods were evaluated on different benchmarks"
+            )
+        keys = {_data_key(entries[m][bench]) for m in methods if bench in entries[m]}
+        if len(keys - {None}) > 1:
+            notes.append(f"{bench}: the methods were scored on different data (protocol differs)")
+
+    higher: dict[str, bool | None] = {}
+    columns: list[tuple[str, str]] = []
+    values: dict[str, dict[tuple[str, str], float]] = {LQ_ROW: {}, **{m: {} for m in methods}}
+    for bench in order:
+        present = [entries[m][bench] for m in methods if bench in entries[m]]
+        names_here = {k.removeprefix("lq_") for e in present for k in e.means}
+        wanted = list(metrics) if metrics else _metric_order(names_here)
+        for metric in wanted:
+            if metric not in names_here:
+                continue
+            columns.append((bench, metric))
+            for method in methods:
+                entry = entries[method].get(bench)
+                if entry is not None and metric in entry.means:
+                    values[method][(bench, metric)] = entry.means[metric]
+            lq = next((e.means[f"lq_{metric}"] for e in present if f"lq_{metric}" in e.means), None)
+            if lq is not None:
+                values[LQ_ROW][(bench, metric)] = lq
+            higher.setdefault(metric, _direction(metric, present))
+    for metric in metrics or []:
+        if not any(c[1] == metric for c in columns):
+            notes.append(f"metric {metric!r} is in no input")
+    return Table(methods, columns, values, higher, entries, notes)
+
+
+def _metric_order(names: set[str]) -> list[str]:
+    known = [m for m in HIGHER_IS_BETTER if m in names]
+    return known + sorted(names - set(known))
+
+
+def _direction(metric: str, entries: list[BenchmarkEntry]) -> bool | None:
+    for entry in entries:
+        spec = (entry.protocol.get("metrics") or {}).get(metric)
+        if isinstance(spec, dict) and isinstance(spec.get("higher_is_better"), bool):
+            return bool(spec["higher_is_better"])
+    return HIGHER_IS_BETTER.get(metric)
+
+
+# -- text formats ----------------------------------------------------------------------------------
+def _grid(table: Table) -> tuple[list[list[str]], list[list[bool]]]:
+    """Rows of cells (label first) and, per value cell, whether it is the column's best."""
+    best = {c: table.best(c) for c in table.columns}
+    rows = [[r, *(table.cell(r, c) for c in table.columns)] for r in table.rows]
+    return rows, [[r in best[c] for c in table.columns] for r in table.rows]
+
+
+def to_markdown(table: Table) -> str:
+    rows, bold = _grid(table)
+    text = page.markdown_table(["Method", *map(table.header, table.columns)], rows, bold)
+    return text + "".join(f"\n> {note}\n" for note in table.notes)
+
+
+def to_latex(table: Table) -> str:
+    groups = [(b, sum(1 for c in table.columns if c[0] == b)) for b in table.benchmarks]
+    heads = [(metric_label(m), table.higher_is_better.get(m)) for _, m in table.columns]
+    rows, bold = _grid(table)
+    return page.latex_table(groups, heads, rows, bold, rule_after_first=LQ_ROW in table.rows)
+
+
+CSV_COLUMNS = ("method", "benchmark", "metric", "value", "higher_is_better", "best")
+
+
+def write_csv(table: Table, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for row in table.rows:
+            for column in table.columns:
+                value = table.values.get(row, {}).get(column)
+                if value is None:
+                    continue
+                direction = table.higher_is_better.get(column[1])
+                best = row in table.best(column)
+                writer.writerow([row, *column, repr(value), direction, best])
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+def _scatter(table: Table, bench: str) -> page.Scatter | None:
+    have = {m for b, m in table.columns if b == bench}
+    for x in FIDELITY:
+        for y in QUALITY:
+            if x not in have or y not in have:
+                continue
+            points = [
+                page.Point(
+                    row, table.values[row][(bench, x)], table.values[row][(bench, y)], row == LQ_ROW
+                )
+                for row in table.rows
+                if (bench, x) in table.values[row] and (bench, y) in table.values[row]
+            ]
+            if any(not p.lq for p in points):
+                label = f"{metric_label(x)}{arrow(table.higher_is_better.get(x))}"
+                y_label = f"{metric_label(y)}{arrow(table.higher_is_better.get(y))}"
+                return page.Scatter(label, y_label, points)
+    return None
+
+
+def _crops(table: Table, bench: str, out_dir: Path, count: int) -> list[page.CropRow]:
+    here = [table.entries[m][bench] for m in table.methods if bench in table.entries[m]]
+    with_images = [e for e in here if e.restored_names()]
+    if count <= 0 or not with_images:
+        return []
+    common = set.intersection(*(e.restored_names() for e in with_images))
+    chosen = sorted(common)[:count]
+    bench_info = next((e.protocol.get("benchmark") or {} for e in here if e.protocol), {})
+    lq_index = page.stem_index(bench_info.get("lq_root"))
+    gt_index = page.stem_index(bench_info.get("gt_root"))
+    folder = out_dir / "crops" / page.slug(bench)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def copy(src: Path | None, tag: str, name: str) -> str | None:
+        if src is None:
+            return None
+        target = folder / f"{page.slug(name)}__{page.slug(tag)}{src.suffix.lower()}"
+        shutil.copyfile(src, target)
+        return target.relative_to(out_dir).as_posix()
+
+    rows = []
+    for name in chosen:
+        images = [] if not lq_index else [("LQ", copy(lq_index.get(name), "lq", name))]
+        for i, method in enumerate(table.methods):
+            entry = table.entries[method].get(bench)
+            src = entry.restored(name) if entry is not None else None
+            images.append((method, copy(src, f"m{i}_{method}", name)))
+        if gt_index:
+            images.append(("GT", copy(gt_index.get(name), "gt", name)))
+        rows.append(page.CropRow(name, images))
+    return rows
+
+
+def to_html(table: Table, out_dir: Path, crops: int = 4) -> str:
+    rows, bold = _grid(table)
+    header = ["Method", *map(table.header, table.columns)]
+    sections = [
+        page.Section(b, _scatter(table, b), _crops(table, b, out_dir, crops))
+        for b in table.benchmarks
+    ]
+    return page.render_page(
+        "faceprior-compare", page.html_table(header, rows, bold), table.notes, sections
+    )
+
+
+def write_outputs(table: Table, out_dir: str | Path, crops: int = 4) -> dict[str, Path]:
+    """Write ``compare.{md,tex,csv,html}`` (and ``crops/``) into ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out / f"compare.{kind}" for kind in ("md", "tex", "csv", "html")}
+    paths["md"].write_text(to_markdown(table))
+    paths["tex"].write_text(to_latex(table))
+    write_csv(table, paths["csv"])
+    paths["html"].write_text(to_html(table, out, crops))
+    return paths
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="faceprior-compare",
+        description="Compare evaluated runs: Markdown/LaTeX/CSV tables and an HTML page.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="RESULT_OR_RUN")
+    parser.add_argument("--names", help="comma-separated method names, one per input")
+    parser.add_argument("--out", default="compare", help="output folder (default ./compare)")
+    parser.add_argument("--metrics", help="comma-separated metrics and their order")
+    parser.add_argument("--benchmarks", help="comma-separated benchmarks and their order")
+    parser.add_argument("--crops", type=int, default=4, help="faces per benchmark in the page")
+    args = parser.parse_args(argv)
+    try:
+        table = compare(
+            args.inputs, _split(args.names), _split(args.metrics), _split(args.benchmarks)
+        )
+        paths = write_outputs(table, args.out, args.crops)
+    except CompareError as err:
+        print(f"faceprior-compare: error: {err}", file=sys.stderr)
+        return 2
+    print(to_markdown(table), end="")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
