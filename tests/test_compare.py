@@ -102,8 +102,8 @@ def runs(tmp_path: Path, bench_dirs: tuple[Path, Path]) -> tuple[Path, Path]:
 GOLDEN = """\
 | Method | celeba_test PSNR↑ | celeba_test SSIM↑ | celeba_test LPIPS↓ | celeba_test FID↓ | lfw NIQE↓ |
 |---|---|---|---|---|---|
-| LQ input | 27.00 | 0.7000 | 0.5000 | 120.00 | 9.0000 |
-| GFPGANv1.4 | 25.12 | **0.6789** | **0.3012** | 40.50 | **4.1234** |
+| LQ input | 27.00 | 0.7000 | 0.5000 | 120.00 | 9.00 |
+| GFPGANv1.4 | 25.12 | **0.6789** | **0.3012** | 40.50 | **4.12** |
 | run_b | **26.00** | **0.6789** | 0.3500 | **38.10** | — |
 
 > run_b: not evaluated on lfw (shown as —); the methods were evaluated on different benchmarks

@@ -19,7 +19,7 @@ those JSON files. Writes into ``--out`` (default ``./compare``):
   side by side; the images are copied into ``crops/``. LQ and GT come from the protocol's
   ``lq_root`` / ``gt_root`` (matched by file stem), restorations from ``<run>/restored/<bench>/``.
 
-Values are rounded for display (2 decimals from 10 up, else 4) and the best is chosen among the
+Values are rounded for display (per metric: PSNR/FID/NIQE/IDD/LMD 2 decimals, SSIM/LPIPS 4; others 2 from 10 up, else 4) and the best is chosen among the
 rounded values, so the bold always matches what is printed.
 """
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import shutil
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from faceprior import compare_html as page
+from faceprior.compare_results import BenchmarkEntry, CompareError, load_results
 
 LQ_ROW = "LQ input"
 MISSING = "—"
@@ -56,35 +56,6 @@ LABELS |= {"idd": "IDD", "lmd": "LMD"}
 #: scatter axes, in order of preference: fidelity on x, perceptual quality on y
 FIDELITY = ("psnr", "idd", "ssim", "lmd")
 QUALITY = ("fid", "lpips", "niqe")
-
-
-class CompareError(ValueError):
-    """An input that cannot be compared; the message names it and says what was expected."""
-
-
-@dataclass
-class BenchmarkEntry:
-    """One method's results on one benchmark, as read from a results file."""
-
-    benchmark: str
-    means: dict[str, float]
-    source: Path
-    run_dir: Path
-    protocol: dict[str, Any] = field(default_factory=dict)
-    names: list[str] = field(default_factory=list)
-
-    @property
-    def weights_name(self) -> str | None:
-        name = (self.protocol.get("weights") or {}).get("name")
-        return str(name) if name else None
-
-    def restored(self, name: str) -> Path | None:
-        path = self.run_dir / "restored" / self.benchmark / f"{name}.png"
-        return path if path.is_file() else None
-
-    def restored_names(self) -> set[str]:
-        folder = self.run_dir / "restored" / self.benchmark
-        return {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
 
 
 @dataclass
@@ -109,7 +80,7 @@ class Table:
 
     def cell(self, row: str, column: tuple[str, str]) -> str:
         value = self.values.get(row, {}).get(column)
-        return MISSING if value is None or math.isnan(value) else fmt(value)
+        return MISSING if value is None or math.isnan(value) else fmt(value, column[1])
 
     def best(self, column: tuple[str, str]) -> set[str]:
         """Methods holding the best rounded value of a column (none for unknown directions)."""
@@ -126,8 +97,15 @@ class Table:
         return f"{bench} {metric_label(metric)}{arrow(self.higher_is_better.get(metric))}"
 
 
-def fmt(value: float) -> str:
-    """Display rounding: 2 decimals from 10 up (PSNR, FID), else 4 (SSIM, LPIPS)."""
+#: display decimals of the known metrics, as the papers' tables print them (one per column)
+DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "niqe": 2, "idd": 2, "lmd": 2}
+
+
+def fmt(value: float, metric: str | None = None) -> str:
+    """Display rounding: the metric's decimals (:data:`DECIMALS`); otherwise 2 decimals from 10
+    up and 4 below."""
+    if metric is not None and metric.removeprefix("lq_") in DECIMALS:
+        return f"{value:.{DECIMALS[metric.removeprefix('lq_')]}f}"
     return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
 
 
@@ -140,64 +118,6 @@ def arrow(higher: bool | None) -> str:
 
 
 # -- loading ---------------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CompareError(f"{path}: cannot read it as JSON ({err})") from err
-
-
-def _entries_from_json(path: Path, data: Any) -> list[BenchmarkEntry]:
-    if isinstance(data, dict) and isinstance(data.get("means"), dict) and "benchmark" in data:
-        run_dir = path.parent.parent if path.parent.name == "results" else path.parent
-        rows = data.get("per_image") or []
-        names = [str(r["name"]) for r in rows if isinstance(r, dict) and "name" in r]
-        means = {k: float(v) for k, v in data["means"].items() if isinstance(v, int | float)}
-        return [
-            BenchmarkEntry(
-                str(data["benchmark"]),
-                means,
-                path,
-                run_dir,
-                dict(data.get("protocol") or {}),
-                names,
-            )
-        ]
-    if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
-        grouped: dict[str, dict[str, float]] = {}
-        for key, value in data["metrics"].items():
-            parts = str(key).split("/")
-            if len(parts) == 3 and parts[0] == "test" and isinstance(value, int | float):
-                grouped.setdefault(parts[1], {})[parts[2]] = float(value)
-        if grouped:
-            return [BenchmarkEntry(b, m, path, path.parent) for b, m in grouped.items()]
-    raise CompareError(
-        f"{path}: not a results file: expected a faceprior-eval results/<benchmark>.json "
-        "('benchmark' and 'means') or a training results.json ('metrics' with "
-        "test/<benchmark>/<metric> keys)"
-    )
-
-
-def load_results(path: str | Path) -> list[BenchmarkEntry]:
-    """The per-benchmark entries of a run folder or of one results JSON file."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted((path / "results").glob("*.json"))
-        if files:
-            return [e for f in files for e in _entries_from_json(f, _read_json(f))]
-        if (path / "results.json").is_file():
-            return _entries_from_json(path / "results.json", _read_json(path / "results.json"))
-        raise CompareError(
-            f"{path}: a folder without results: expected a run folder with results/<benchmark>.json "
-            "(faceprior-eval) or results.json (training run), or one of those files"
-        )
-    if path.is_file():
-        return _entries_from_json(path, _read_json(path))
-    raise CompareError(
-        f"{path}: no such file or folder (expected a run folder or a results JSON file)"
-    )
-
-
 # -- the table -------------------------------------------------------------------------------------
 def _unique(names: list[str]) -> list[str]:
     out: list[str] = []
@@ -222,6 +142,22 @@ def _data_key(entry: BenchmarkEntry) -> tuple[Any, ...] | None:
         return None
     manifest = (bench.get("manifest") or {}).get("sha256")
     return (bench.get("lq_root"), bench.get("gt_root"), bench.get("seed"), manifest)
+
+
+def _lq_mismatch(bench: str, entries: dict[str, BenchmarkEntry]) -> list[str]:
+    """A note when the methods' LQ-input scores differ: their inputs were not the same images
+    (also catches runs without a protocol, e.g. another degradation of the same folder)."""
+    lq: dict[str, dict[str, float]] = {}
+    for method, entry in entries.items():
+        for key, value in entry.means.items():
+            if key.startswith("lq_") and value is not None and not math.isnan(value):
+                lq.setdefault(key, {})[method] = float(value)
+    for key, per_method in sorted(lq.items()):
+        low, high = min(per_method.values()), max(per_method.values())
+        if high - low > 1e-6 * max(1.0, abs(high)):
+            shown = ", ".join(f"{m} {v:.4f}" for m, v in per_method.items())
+            return [f"{bench}: the LQ inputs differ between methods ({key}: {shown})"]
+    return []
 
 
 def compare(
@@ -258,6 +194,7 @@ def compare(
         keys = {_data_key(entries[m][bench]) for m in methods if bench in entries[m]}
         if len(keys - {None}) > 1:
             notes.append(f"{bench}: the methods were scored on different data (protocol differs)")
+        notes += _lq_mismatch(bench, {m: entries[m][bench] for m in methods if bench in entries[m]})
 
     higher: dict[str, bool | None] = {}
     columns: list[tuple[str, str]] = []
