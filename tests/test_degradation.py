@@ -235,3 +235,14 @@ def test_opencv_reference_pipeline_is_seeded_and_quantised() -> None:
         41, *(torch.tensor([v], dtype=torch.float64) for v in (3.0, 1.5, 0.4)), torch.tensor([1])
     )[0].numpy()
     np.testing.assert_allclose(ours, bivariate_gaussian(41, 3.0, 1.5, 0.4), atol=1e-12)
+
+
+def test_eval_seeds_depend_on_the_set_seed() -> None:
+    # torch keeps only the low 32 bits of a seed: the set's seed must act on those bits
+    from faceprior.degradation import eval_seeds, sample_generators
+
+    a, b = eval_seeds(2024, [0, 1, 2]), eval_seeds(1234, [0, 1, 2])
+    assert all(0 <= s < 2**32 for s in a + b) and len(set(a) | set(b)) == 6
+    assert eval_seeds(0, [5]) == [5]
+    ga, gb = sample_generators(a[:1]), sample_generators(b[:1])
+    assert not torch.equal(torch.rand(3, generator=ga[0]), torch.rand(3, generator=gb[0]))

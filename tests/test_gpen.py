@@ -561,3 +561,21 @@ def test_eval_app_refuses_a_multi_stage_experiment(make_cfg) -> None:
     cfg = make_cfg(["experiment=gpen_two_stage_tiny", "ckpt_path=x.ckpt"], config_name="eval")
     with pytest.raises(ValueError, match="trains stages"):
         evaluate(cfg)
+
+
+def test_noise_streams_of_one_iteration_are_independent() -> None:
+    # torch keeps only the low 32 bits of a seed: the stream must change those bits
+    module = StyleGAN2PriorModule(
+        GPENStyleGenerator(32, 32, 2, channel_multiplier=1, narrow=0.0625),
+        GPENDiscriminator(32, channel_multiplier=1, narrow=0.0625),
+        {"generator": torch.optim.Adam, "discriminator": torch.optim.Adam},
+    )
+    draws = []
+    for stream in (0, 1, 2, 3):
+        with module.seeded_noise(7, torch.device("cpu"), stream):
+            draws.append(torch.randn(4))
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not torch.equal(draws[i], draws[j]), (i, j)
+    with module.seeded_noise(7, torch.device("cpu"), 2):
+        assert torch.equal(torch.randn(4), draws[2])  # and each stream is reproducible

@@ -9,7 +9,8 @@ given on the command line (except ``experiment=``), trained and tested in
   ``params`` = trained weights): what ``model.decoder_prior`` / ``model.init_weights`` read;
 * ``discriminator.pth`` — the discriminator as a bare state dict (``model.discriminator_prior``).
 
-A stage's ``inputs`` map a config key of that stage to ``<earlier stage>/<export>``::
+``stage_overrides`` (a list) are applied to every stage after its own overrides (e.g. the same
+data, degradation, seed and test metrics for every method). A stage's ``inputs`` map a config key of that stage to ``<earlier stage>/<export>``::
 
     stages:
       prior: {overrides: [experiment=stylegan2_tiny]}
@@ -18,6 +19,8 @@ A stage's ``inputs`` map a config key of that stage to ``<earlier stage>/<export
         inputs: {model.decoder_prior: prior/generator_ema}
 
 ``stages.json`` in the experiment's output folder lists every stage's folder, exports and metrics.
+With a top-level ``compare: {names: [...]}`` the stages' test results are then put side by side by
+``faceprior-compare`` into ``<output_dir>/compare`` (e.g. ``experiment=gfpgan_vs_gpen_tiny``).
 """
 
 from __future__ import annotations
@@ -123,12 +126,13 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
     summary: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     runs: dict[str, Any] = {}
+    shared = [str(o) for o in cfg.get("stage_overrides") or []]
     for key, stage in stages.items():
         name = str(key)
         unknown = set(stage) - {"overrides", "inputs"}
         if unknown:
             raise ValueError(f"stages.{name}: unknown keys {sorted(unknown)} (overrides, inputs)")
-        overrides = [*map(str, stage.get("overrides") or []), *inherited]
+        overrides = [*map(str, stage.get("overrides") or []), *shared, *inherited]
         overrides += _stage_inputs(name, stage.get("inputs") or {}, exports)
         log.info("stage %s: %s", name, " ".join(overrides))
         stage_cfg = compose_stage(overrides)
@@ -149,7 +153,25 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
         }
         root.mkdir(parents=True, exist_ok=True)
         (root / "stages.json").write_text(json.dumps(summary, indent=2))
+    if cfg.get("compare") is not None:
+        summary["compare"] = compare_stages(root, list(summary), cfg.compare)
+        (root / "stages.json").write_text(json.dumps(summary, indent=2))
     return metrics, {"stages": runs, **(runs[list(runs)[-1]] if runs else {})}
+
+
+def compare_stages(root: Path, stages: list[str], settings: Any) -> dict[str, str]:
+    """Compare the stages' test results (``faceprior-compare``) into ``root/compare``."""
+    from faceprior.compare import compare, write_outputs
+
+    names = list(settings.get("names") or stages)
+    if len(names) != len(stages):
+        raise ValueError(f"compare.names has {len(names)} names for the stages {stages}")
+    runs = [root / s for s in stages]
+    metrics = settings.get("metrics")
+    table = compare(runs, names=names, metrics=list(metrics) if metrics else None)
+    files = write_outputs(table, root / "compare", crops=int(settings.get("crops", 4)))
+    log.info("comparison of %s: %s", ", ".join(names), files.get("md"))
+    return {k: str(v) for k, v in files.items()}
 
 
 def _is_number(value: Any) -> bool:

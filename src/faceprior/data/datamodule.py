@@ -17,7 +17,7 @@ from faceprior.data.sampler import SeededSampler
 from faceprior.data.screening import screen_source
 from faceprior.data.sources import open_source
 from faceprior.data.synthetic import SyntheticSplits
-from faceprior.degradation import Degradation
+from faceprior.degradation import Degradation, eval_seeds
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -206,8 +206,8 @@ class FaceDataModule(pl.LightningDataModule):
 
     # -- device-side degradation -----------------------------------------------------------------
     def eval_seeds(self, indices: Tensor, base: int) -> list[int]:
-        """Deterministic per-image seeds for evaluation sets."""
-        return [(base << 32) + int(i) for i in indices.tolist()]
+        """Deterministic per-image seeds for evaluation sets (:func:`faceprior.degradation.eval_seeds`)."""
+        return eval_seeds(base, indices)
 
     def train_seeds(self, count: int) -> list[int]:
         """Seeds for a training batch, from the checkpointed generator."""

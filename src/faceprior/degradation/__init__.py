@@ -35,8 +35,10 @@ from faceprior.degradation.packing import (
 )
 from faceprior.degradation.pipeline import (
     PACKING_MODES,
+    SEED_MULTIPLIER,
     Degradation,
     SampleParams,
+    eval_seeds,
     sample_generators,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "KERNEL_TYPES",
     "PACKING_MODES",
     "QUALITY_ROUNDINGS",
+    "SEED_MULTIPLIER",
     "ColorJitter",
     "ColorShift",
     "Context",
@@ -65,6 +68,7 @@ __all__ = [
     "bivariate_kernels",
     "bucket_by_size",
     "edge_pad",
+    "eval_seeds",
     "filter2d_fft",
     "jpeg_extent",
     "motion_kernels",

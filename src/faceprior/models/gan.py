@@ -284,8 +284,12 @@ class GANModule(pl.LightningModule):
         """
         devices = [device.index or 0] if device.type == "cuda" else []
         seed = (self.noise_seed * 1_000_003 + iteration) * 4096 + self.global_rank
+        # torch generators keep only the low 32 bits of a seed: the stream is mixed into them with
+        # an odd constant (stream 0 is the plain seed). Seeds are iteration·4096 + rank + stream·K
+        # (mod 2**32) with K mod 4096 = 2481, so streams 0-3 of any iterations never share a seed
+        # for fewer than 749 ranks
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed + stream * (1 << 44))
+            torch.manual_seed((seed + stream * 0x9E3779B1) % 2**32)
             yield
 
     # -- the iteration -------------------------------------------------------------------------
