@@ -579,3 +579,28 @@ def test_noise_streams_of_one_iteration_are_independent() -> None:
             assert not torch.equal(draws[i], draws[j]), (i, j)
     with module.seeded_noise(7, torch.device("cpu"), 2):
         assert torch.equal(torch.randn(4), draws[2])  # and each stream is reproducible
+
+
+def test_gfpgan_vs_gpen_compares_three_methods_on_identical_data(make_cfg) -> None:
+    from tests.test_gfpgan import CHEAP_VGG
+
+    common = [o for o in COMMON if o != "data.train_components=null"]  # GFP-GAN needs the boxes
+    cfg = make_cfg(["experiment=gfpgan_vs_gpen_tiny", *common, "debug=fdr"], tiny=False)
+    with open_dict(cfg):
+        cfg.stages.unet.overrides += ["model/generator=unet_tiny", CHEAP_VGG]
+        cfg.stages.gfpgan.overrides += [
+            "model/generator=gfpgan_tiny", "model/discriminator=stylegan2_tiny", CHEAP_VGG,
+        ]  # fmt: skip
+        cfg.stages.gpen.overrides += GPEN_NETS[:2]
+    train(cfg)
+    root = Path(cfg.paths.output_dir)
+    md = (root / "compare" / "compare.md").read_text()
+    header, _, *rows = md.splitlines()
+    for column in ("PSNR↑", "SSIM↑", "LPIPS↓", "FID↓", "IDD↓"):
+        assert f"synthetic_test {column}" in header
+    assert [r.split("|")[1].strip() for r in rows[:4]] == ["LQ input", "U-Net", "GFP-GAN", "GPEN"]
+    assert "LQ inputs differ" not in md  # identical data and degradation for every method
+    html = (root / "compare" / "compare.html").read_text()
+    assert html.count("<img") >= 4 * 5  # 4 faces x (LQ, three methods, GT)
+    protocol = json.loads((root / "gpen" / "results" / "synthetic_test.json").read_text())
+    assert protocol["protocol"]["seed"] == 42

@@ -171,3 +171,27 @@ def test_wandb_gets_an_image_table_and_summary(
     data = tables[0]["data"]
     assert [row[0] for row in data] == ["face_000", "face_001", "face_002"]
     assert all(isinstance(v, float) for v in (row[columns.index("psnr")] for row in data))
+
+
+def test_random_init_metrics_are_the_same_networks_in_every_run() -> None:
+    # a comparison of several runs needs the same random feature networks in each
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from faceprior.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["metrics=random_init"])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 64, 64, generator=gen)
+    y = (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    values = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # different global RNG states before building the metrics
+        metrics = {k: instantiate(cfg.metrics[k]) for k in ("lpips", "idd")}
+        for m in metrics.values():
+            m.update(x, y)
+        values.append({k: float(m.compute()) for k, m in metrics.items()})
+    assert values[0] == values[1] and values[0]["lpips"] > 0

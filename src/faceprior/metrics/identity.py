@@ -17,6 +17,7 @@ Protocol §7, following TencentARC/VQFR ``metric_paper/calculate_cos_dist.py``:
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,19 @@ class IdentityDistance(NetworkMetricMixin, PerImageMeanMetric):
         record["network"] = self._weights.describe() if self._weights else self._network_name
         record["exclude_below_deg"] = self.exclude_below_deg
         return record
+
+
+def random_arcface(seed: int = 0) -> nn.Module:
+    """A randomly initialised ArcFace ResNet-18 drawn from ``seed`` (CPU smoke runs and tiny
+    comparisons): the same network in every run, so identity distances compare within a study but
+    never with published ones. Warns whenever one is built."""
+    from faceprior.nets.arcface import ArcFaceResNet18
+
+    logging.getLogger(__name__).warning(
+        "identity distance uses a RANDOMLY INITIALISED ArcFace (seed %d): values compare methods "
+        "scored with the same seed only, not published numbers",
+        seed,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ArcFaceResNet18(block="IRBlock", layers=[2, 2, 2, 2], use_se=False).eval()

@@ -103,10 +103,14 @@ class LPIPS(NetworkMetricMixin, PerImageMeanMetric):
         net: str = "vgg",
         weights_dir: str | Path | None = None,
         random_backbone: bool = False,
+        random_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        model, self._weights = build_lpips(net, weights_dir, random_backbone)
+        # a random backbone is drawn from its own seed: the same network in every run and stage
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_seed)
+            model, self._weights = build_lpips(net, weights_dir, random_backbone)
         self.net = net
         self._network = FrozenNetwork(model)
 

@@ -38,7 +38,8 @@ class RestorationModule(RestorerBase, GANModule):
         optimizers: ``{"generator": partial optimiser}`` (``_partial_: true`` in the config).
         scheduler: optional partially applied LR scheduler, stepped once per iteration.
         ema: optional :class:`EMA` of the generator; validation and test then use the average.
-        metrics: ``name -> Metric`` used for validation and every test benchmark.
+        metrics: ``name -> Metric`` used for validation (and, without ``test_metrics``, tests).
+        test_metrics: ``name -> Metric`` for every test benchmark (e.g. the paper's set).
         compile_net: wrap the generator with ``torch.compile`` in ``setup``.
         channels_last: keep the generator and loss networks in channels-last memory format (about
             2x faster convolutions on CPUs and tensor cores; pair with ``data.channels_last=true``).
@@ -56,6 +57,7 @@ class RestorationModule(RestorerBase, GANModule):
         optimizers: Mapping[str, OptimizerFactory],
         scheduler: SchedulerFactory | None = None,
         metrics: Mapping[str, Metric] | None = None,
+        test_metrics: Mapping[str, Metric] | None = None,
         compile_net: bool = False,
         channels_last: bool = False,
         ema: EMA | None = None,
@@ -63,6 +65,7 @@ class RestorationModule(RestorerBase, GANModule):
     ) -> None:
         super().__init__(
             metrics=metrics,
+            test_metrics=test_metrics,
             scheduler=scheduler,
             ema=ema,
             max_iterations=max_iterations,
@@ -71,7 +74,15 @@ class RestorationModule(RestorerBase, GANModule):
         )
         self.save_hyperparameters(
             logger=False,
-            ignore=["generator", "generator_losses", "metrics", "optimizers", "scheduler", "ema"],
+            ignore=[
+                "generator",
+                "generator_losses",
+                "metrics",
+                "test_metrics",
+                "optimizers",
+                "scheduler",
+                "ema",
+            ],
         )
         self.net_g = generator
         self.g_losses = term_dict(generator_losses, "model.generator_losses")

@@ -8,7 +8,8 @@ writes, for every benchmark ``b`` of the test run, into ``<output_dir>/results``
 * ``b.json`` — means, the protocol and the per-image rows;
 
 and, with ``save_images``, the 8-bit restored images as ``<output_dir>/restored/b/<name>.png``
-(the source file's stem). The protocol records what a reader needs to trust or reproduce the
+(the source file's stem) and, for benchmarks degraded on the device (no LQ folder), the inputs as
+``<output_dir>/lq/b/<name>.png``. The protocol records what a reader needs to trust or reproduce the
 numbers: every metric's convention (its ``protocol()``), the weights scored (file and SHA-256; for
 released models whether it is the released file), the benchmark folders and the SHA-256 of a
 ``manifest.json`` found next to them (written by ``faceprior-prepare synth-benchmark``), the seed,
@@ -164,6 +165,19 @@ class BenchmarkResults(Callback):
         for i, index in enumerate(index_list):
             rgb = _to_uint8(pred[i])
             cv2.imwrite(str(folder / f"{self._names[(bench, index)]}.png"), rgb[:, :, ::-1])
+        if self._lq_root(trainer, bench) is None:
+            # degraded on the device: keep the inputs too (the comparison page shows them)
+            lq_dir = self.output_dir / "lq" / bench
+            lq_dir.mkdir(parents=True, exist_ok=True)
+            for i, index in enumerate(index_list):
+                rgb = _to_uint8(batch["lq"][i])
+                cv2.imwrite(str(lq_dir / f"{self._names[(bench, index)]}.png"), rgb[:, :, ::-1])
+
+    @staticmethod
+    def _lq_root(trainer: pl.Trainer, bench: str) -> str | None:
+        benchmarks = dict(getattr(getattr(trainer, "datamodule", None), "benchmarks", {}) or {})
+        spec = benchmarks.get(bench)
+        return getattr(spec, "lq_root", None) if spec is not None else "unknown"
 
     @staticmethod
     def _wandb(trainer: pl.Trainer) -> Any:
@@ -218,11 +232,14 @@ class BenchmarkResults(Callback):
         for bench in names:
             spec = benchmarks.get(bench)
             roots = [getattr(spec, "lq_root", None), getattr(spec, "gt_root", None)]
+            saved_lq = self.output_dir / "lq" / bench
+            lq_saved = roots[0] is None and saved_lq.is_dir()
             protocol = {
                 "benchmark": {
                     "name": bench,
                     "kind": getattr(spec, "kind", None),
-                    "lq_root": roots[0],
+                    "lq_root": str(saved_lq) if lq_saved else roots[0],
+                    "lq_saved_by_run": lq_saved,
                     "gt_root": roots[1],
                     "seed": getattr(spec, "seed", None),
                     "manifest": benchmark_manifest(roots),
