@@ -51,8 +51,11 @@ CHEAP_VGG = (
     "++model.generator_losses.perceptual.layer_weights={conv1_1: 1.0, conv1_2: 0, conv2_2: 0, "
     "conv3_4: 0, conv4_4: 0, conv5_4: 0}"
 )
+#: GFP-GAN training experiments (the prior and the multi-stage comparison are tested in test_gpen.py)
 GAN_EXPERIMENTS = sorted(
-    p.stem for p in (CONFIG_DIR / "experiment").glob("gfpgan*.yaml") if p.stem != "gfpgan_prior"
+    p.stem
+    for p in (CONFIG_DIR / "experiment").glob("gfpgan*.yaml")
+    if p.stem not in ("gfpgan_prior", "gfpgan_vs_gpen_tiny")
 )
 
 
