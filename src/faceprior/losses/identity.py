@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,51 @@ def gray_for_identity(x: Tensor, size: int = 128) -> Tensor:
     return F.interpolate(gray, size=(size, size), mode="bilinear", align_corners=False)
 
 
-class Identity(ContextTerm):
+class _EmbeddingTerm(ContextTerm):
+    """An identity term on a frozen embedding network, built from a config like every term.
+
+    ``network`` wins; otherwise ``build()`` makes the official architecture, loaded from
+    ``weights_path`` (registry entry ``weights``; the config key is named in errors) or left
+    random with a warning (tests and plumbing only). The network stays in eval mode.
+    """
+
+    def __init__(
+        self,
+        weight: float,
+        weights_path: str | None,
+        network: nn.Module | None,
+        build: Callable[[], nn.Module],
+        label: str,
+        weights: str,
+    ) -> None:
+        super().__init__(weight)
+        if network is None:
+            network = build()
+            if weights_path is None:
+                log.warning(
+                    "identity loss uses a randomly initialised %s (weights_path is null): fine for "
+                    "tests, meaningless for training; get %s.pth with `faceprior-weights download "
+                    "%s`",
+                    label,
+                    weights,
+                    weights,
+                )
+            else:
+                from faceprior.checkpoints.io import load_file_into, required_file
+
+                key = "model.generator_losses.identity.weights_path"
+                path = required_file(weights_path, key, label=f"{label} weights", weights=weights)
+                load_file_into(network, path, f"{key} {path}")
+        self.network = network.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> _EmbeddingTerm:
+        """The embedding network always stays in eval mode (frozen BatchNorm and dropout)."""
+        super().train(mode)
+        self.network.eval()
+        return self
+
+
+class Identity(_EmbeddingTerm):
     """``weight · L1(e(restored), e(gt))`` with a frozen embedding net ``e`` (ArcFace ResNet-18).
 
     The embeddings are the network's raw 512-d output (not L2-normalised), as GFP-GAN trains.
@@ -46,35 +90,13 @@ class Identity(ContextTerm):
         network: nn.Module | None = None,
         size: int = 128,
     ) -> None:
-        super().__init__(weight)
-        if network is None:
+        def build() -> nn.Module:
             from faceprior.nets.arcface import ArcFaceResNet18
 
-            network = ArcFaceResNet18(block="IRBlock", layers=[2, 2, 2, 2], use_se=False)
-            if weights_path is None:
-                log.warning(
-                    "identity loss uses a randomly initialised ArcFace (weights_path is null): fine "
-                    "for tests, meaningless for training; get arcface_resnet18.pth from the GFP-GAN "
-                    "v0.1.0 release (faceprior-weights download arcface_resnet18)"
-                )
-            else:
-                self._load(network, weights_path)
-        self.network = network.eval().requires_grad_(False)
+            return ArcFaceResNet18(block="IRBlock", layers=[2, 2, 2, 2], use_se=False)
+
+        super().__init__(weight, weights_path, network, build, "ArcFace", "arcface_resnet18")
         self.size = int(size)
-
-    @staticmethod
-    def _load(network: nn.Module, weights_path: str) -> None:
-        from faceprior.checkpoints.io import load_file_into, required_file
-
-        key = "model.generator_losses.identity.weights_path"
-        path = required_file(weights_path, key, label="ArcFace weights", weights="arcface_resnet18")
-        load_file_into(network, path, f"{key} {path}")
-
-    def train(self, mode: bool = True) -> Identity:
-        """The embedding network always stays in eval mode (frozen BatchNorm and dropout)."""
-        super().train(mode)
-        self.network.eval()
-        return self
 
     def forward(self, ctx: GeneratorContext) -> Tensor:
         target = self.network(gray_for_identity(ctx.gt, self.size)).detach()
@@ -82,7 +104,7 @@ class Identity(ContextTerm):
         return self.weight * F.l1_loss(pred, target)
 
 
-class IdentityCosine(ContextTerm):
+class IdentityCosine(_EmbeddingTerm):
     """GPEN's identity loss ``weight · mean_b (1 − ⟨e(output_b), e(gt_b)⟩)``.
 
     ``e`` is the frozen IR-SE-50 ArcFace (:class:`faceprior.nets.irse.IRSE50`, the official
@@ -119,7 +141,6 @@ class IdentityCosine(ContextTerm):
         reference_size: int = 256,
         pool_size: int = 112,
     ) -> None:
-        super().__init__(weight)
         margins = tuple(int(m) for m in crop)
         if len(margins) != 4 or min(margins) < 0:
             raise ValueError(
@@ -131,37 +152,17 @@ class IdentityCosine(ContextTerm):
                 "model.generator_losses.identity.reference_size and pool_size must be >= 1, got "
                 f"{reference_size} and {pool_size}"
             )
-        if network is None:
+
+        def build() -> nn.Module:
             from faceprior.nets.irse import IRSE50
 
-            network = IRSE50(input_size=112, num_layers=50, drop_ratio=0.6, mode="ir_se")
-            if weights_path is None:
-                log.warning(
-                    "identity loss uses a randomly initialised IR-SE-50 (weights_path is null): "
-                    "fine for tests, meaningless for training; get model_ir_se50.pth from the GPEN "
-                    "weights (faceprior-weights download model_ir_se50)"
-                )
-            else:
-                self._load(network, weights_path)
-        self.network = network.eval().requires_grad_(False)
+            return IRSE50(input_size=112, num_layers=50, drop_ratio=0.6, mode="ir_se")
+
+        super().__init__(weight, weights_path, network, build, "IR-SE-50", "model_ir_se50")
         self.crop = margins
         self.reference_size = int(reference_size)
         self.pool_size = int(pool_size)
         self._warned_small = False
-
-    @staticmethod
-    def _load(network: nn.Module, weights_path: str) -> None:
-        from faceprior.checkpoints.io import load_file_into, required_file
-
-        key = "model.generator_losses.identity.weights_path"
-        path = required_file(weights_path, key, label="IR-SE-50 weights", weights="model_ir_se50")
-        load_file_into(network, path, f"{key} {path}")
-
-    def train(self, mode: bool = True) -> IdentityCosine:
-        """The embedding network always stays in eval mode (frozen BatchNorm and dropout)."""
-        super().train(mode)
-        self.network.eval()
-        return self
 
     def crop_box(self, size: int) -> tuple[int, int, int, int]:
         """``(row_start, row_stop, col_start, col_stop)`` of the face crop of a ``size`` image."""

@@ -80,6 +80,30 @@ class OptimizerSpec:
     reg_interval: int = 0
 
 
+def require_optimizers(
+    optimizers: Mapping[str, OptimizerFactory | None], needed: Sequence[str]
+) -> dict[str, OptimizerFactory]:
+    """The configured optimiser factories, or an error naming the missing ``model.optimizers`` keys."""
+    if missing := [k for k in needed if optimizers.get(k) is None]:
+        raise ValueError(f"model.optimizers needs {list(needed)}; missing {missing}")
+    return {k: v for k, v in optimizers.items() if v is not None}
+
+
+def gan_pair_specs(
+    factories: Mapping[str, OptimizerFactory],
+    net_g: nn.Module,
+    net_d: nn.Module,
+    g_interval: int,
+    d_interval: int,
+) -> list[OptimizerSpec]:
+    """``g`` and ``d`` optimisers of a one-discriminator recipe, each folded by its lazy-reg
+    interval (path-length for G, R1 for D; 0: none)."""
+    return [
+        OptimizerSpec("g", factories["generator"], net_g, g_interval),
+        OptimizerSpec("d", factories["discriminator"], net_d, d_interval),
+    ]
+
+
 def fold_lazy_regularization(
     optimizer: Optimizer, interval: int, fold: str = "lr_betas"
 ) -> Optimizer:

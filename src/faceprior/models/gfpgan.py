@@ -40,6 +40,7 @@ from faceprior.models.gan import (
     discriminator_phases,
     generator_objective,
     needs_rgb,
+    require_optimizers,
     term_dict,
 )
 
@@ -128,9 +129,7 @@ class GFPGANModule(RestorerBase, GANModule):
         self.c_loss = component_discriminator_loss or component_objective()
         self._check_criteria()
         needed = ["generator", "discriminator"] + (["components"] if self.component_ds else [])
-        if missing := [k for k in needed if optimizers.get(k) is None]:
-            raise ValueError(f"model.optimizers needs {needed}; missing {missing}")
-        self.optimizer_factories = dict(optimizers)
+        self.optimizer_factories = require_optimizers(optimizers, needed)
         if decoder_prior:
             load_pretrained_decoder(cast(nn.Module, self.net_g.stylegan_decoder), decoder_prior)
         if init_weights:

@@ -39,7 +39,9 @@ from faceprior.models.gan import (
     PhaseResult,
     SchedulerFactory,
     discriminator_phases,
+    gan_pair_specs,
     generator_objective,
+    require_optimizers,
     term_dict,
 )
 
@@ -126,11 +128,7 @@ class GPENModule(RestorerBase, GANModule):
                 "model.generator_losses has a feature-matching term but the discriminator "
                 f"({type(self.net_d).__name__}) has no forward_features()"
             )
-        if missing := [k for k in ("generator", "discriminator") if optimizers.get(k) is None]:
-            raise ValueError(
-                f"model.optimizers needs generator and discriminator; missing {missing}"
-            )
-        self.optimizer_factories = dict(optimizers)
+        self.optimizer_factories = require_optimizers(optimizers, ("generator", "discriminator"))
         if decoder_prior:
             decoder = cast(nn.Module, self.net_g.generator)
             load_pretrained_decoder(decoder, decoder_prior, expected=PRIOR_EXPECTED)
@@ -151,12 +149,10 @@ class GPENModule(RestorerBase, GANModule):
         return self.net_g
 
     def optimizer_specs(self) -> Sequence[OptimizerSpec]:
-        f = self.optimizer_factories
         g_interval = self.path_length.interval if self.path_length is not None else 0
-        return [
-            OptimizerSpec("g", f["generator"], self.net_g, g_interval),
-            OptimizerSpec("d", f["discriminator"], self.net_d, self.d_loss.r1_interval),
-        ]
+        return gan_pair_specs(
+            self.optimizer_factories, self.net_g, self.net_d, g_interval, self.d_loss.r1_interval
+        )
 
     def phases(self) -> Sequence[Phase]:
         phases = discriminator_phases(self.net_d, self.d_loss, real="gt", fake="fake")

@@ -44,6 +44,8 @@ from faceprior.models.gan import (
     PhaseResult,
     SchedulerFactory,
     discriminator_phases,
+    gan_pair_specs,
+    require_optimizers,
 )
 
 log = logging.getLogger(__name__)
@@ -150,11 +152,7 @@ class StyleGAN2PriorModule(GANModule):
         self.path_length = path_length
         self.path_separate_step = bool(path_separate_step)
         self.style_mixing = float(style_mixing)
-        if missing := [k for k in ("generator", "discriminator") if optimizers.get(k) is None]:
-            raise ValueError(
-                f"model.optimizers needs generator and discriminator; missing {missing}"
-            )
-        self.optimizer_factories = dict(optimizers)
+        self.optimizer_factories = require_optimizers(optimizers, ("generator", "discriminator"))
         if init_weights:
             load_generator_weights(self.net_g, init_weights)
         self.attach_ema(self.net_g)
@@ -206,12 +204,10 @@ class StyleGAN2PriorModule(GANModule):
 
     # -- recipe --------------------------------------------------------------------------------
     def optimizer_specs(self) -> Sequence[OptimizerSpec]:
-        f = self.optimizer_factories
         g_interval = self.path_length.interval if self.path_length is not None else 0
-        return [
-            OptimizerSpec("g", f["generator"], self.net_g, g_interval),
-            OptimizerSpec("d", f["discriminator"], self.net_d, self.d_loss.r1_interval),
-        ]
+        return gan_pair_specs(
+            self.optimizer_factories, self.net_g, self.net_d, g_interval, self.d_loss.r1_interval
+        )
 
     def phases(self) -> Sequence[Phase]:
         phases = discriminator_phases(self.net_d, self.d_loss, real="gt", fake="fake")
