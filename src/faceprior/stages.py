@@ -31,11 +31,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from faceprior.checkpoints.io import export_checkpoint, to_cpu_state_dict
+from faceprior.checkpoints.io import export_checkpoint, save_generator_pair
 
 log = logging.getLogger("faceprior")
 
@@ -83,9 +82,7 @@ def export_stage(model: nn.Module, out_dir: Path) -> dict[str, str]:
     net_g = getattr(model, "net_g", None)
     if isinstance(net_g, nn.Module):
         ema = getattr(model, "eval_net", net_g)
-        path = out_dir / "generator_ema.pth"
-        torch.save({"params": to_cpu_state_dict(net_g), "params_ema": to_cpu_state_dict(ema)}, path)
-        files["generator_ema"] = str(path)
+        files["generator_ema"] = str(save_generator_pair(net_g, ema, out_dir / "generator_ema.pth"))
     net_d = getattr(model, "net_d", None)
     if isinstance(net_d, nn.Module):
         files["discriminator"] = str(

@@ -180,6 +180,20 @@ EXPORT_LAYOUTS = ("gfpgan", "bare", "gpen_train")
 EXPORT_PARTS = ("generator", "discriminator")
 
 
+def save_generator_pair(
+    params: nn.Module | Mapping[str, Tensor],
+    params_ema: nn.Module | Mapping[str, Tensor],
+    path: str | Path,
+) -> Path:
+    """Save GFP-GAN's generator file ``{params, params_ema}`` (trained and averaged weights)."""
+    out = Path(path).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}, out
+    )
+    return out
+
+
 def _sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     head = prefix + "."
     return {k[len(head) :]: v for k, v in state_dict.items() if k.startswith(head)}
@@ -232,8 +246,8 @@ def export_training_checkpoint(
         params = _trained_generator(src, state)
         params_ema = _sub_state_dict(state, EMA_PREFIX) or params
         if layout == "gfpgan":
-            out = {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}
             counts = {"params": len(params), "params_ema": len(params_ema)}
+            return save_generator_pair(params, params_ema, dst), counts
         elif layout == "bare":
             out = to_cpu_state_dict(params_ema)
             counts = {"bare": len(params_ema)}
