@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 
 from faceprior.degradation import Degradation
 from faceprior.utils.config import CONFIG_DIR
@@ -40,6 +41,31 @@ def test_experiment_composes(experiment: str, app: str) -> None:
     assert cfg.data._target_ == "faceprior.data.FaceDataModule"
     assert cfg.benchmarks, "every experiment needs at least one benchmark"
     assert cfg.logger.wandb.offline is True
+
+
+MULTI_STAGE = [
+    e for e in EXPERIMENTS if "stages:" in (CONFIG_DIR / "experiment" / f"{e}.yaml").read_text()
+]
+
+
+@pytest.mark.parametrize("experiment", MULTI_STAGE)
+def test_every_stage_of_a_multi_stage_experiment_composes(experiment: str) -> None:
+    parent = _compose([f"experiment={experiment}"])
+    assert parent.stages, experiment
+    shared = [str(o) for o in parent.get("stage_overrides") or []]
+    scored = {}
+    for name, stage in parent.stages.items():
+        cfg = _compose([*map(str, stage.overrides), *shared])
+        assert cfg.model._target_.startswith("faceprior.models."), (experiment, name)
+        assert cfg.benchmarks, (experiment, name)
+        what = ("degradation", "benchmarks", "seed", "test_metrics")
+        scored[name] = {k: OmegaConf.to_container(cfg, resolve=False).get(k) for k in what}
+        scored[name]["size"] = cfg.data.size
+    if "compare" in parent:  # a comparison trains and scores every method on the same terms
+        first = next(iter(scored.values()))
+        assert first["test_metrics"], experiment
+        for name, settings in scored.items():
+            assert settings == first, (experiment, name)
 
 
 @pytest.mark.parametrize(

@@ -265,3 +265,14 @@ def test_regenerating_a_smaller_synthetic_split_removes_stale_images(tmp_path: P
     assert sorted(p.name for p in (root / "images").iterdir()) == ["00000000.png", "00000001.png"]
     assert sorted(torch.load(root / "eye_mouth_landmarks.pth")) == ["00000000", "00000001"]
     assert synthetic_split_complete(root, 2, 32, 0) and not synthetic_split_complete(root, 4, 32, 0)
+
+
+def test_eval_sampler_gives_every_image_once_across_ranks() -> None:
+    from faceprior.data.sampler import EvalSampler
+
+    data = list(range(7))
+    shards = [list(EvalSampler(data, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert shards == [[0, 2, 4, 6], [1, 3, 5]]  # no padding repeat of image 0 on rank 1
+    assert [len(EvalSampler(data, num_replicas=2, rank=r)) for r in (0, 1)] == [4, 3]
+    assert list(EvalSampler(data)) == data
+    assert list(EvalSampler(data[:1], num_replicas=3, rank=2)) == []

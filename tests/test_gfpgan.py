@@ -55,7 +55,7 @@ CHEAP_VGG = (
 GAN_EXPERIMENTS = sorted(
     p.stem
     for p in (CONFIG_DIR / "experiment").glob("gfpgan*.yaml")
-    if p.stem not in ("gfpgan_prior", "gfpgan_vs_gpen_tiny")
+    if p.stem != "gfpgan_prior" and not p.stem.startswith("gfpgan_vs_gpen")
 )
 
 

@@ -596,8 +596,12 @@ def test_gfpgan_vs_gpen_compares_three_methods_on_identical_data(make_cfg) -> No
     root = Path(cfg.paths.output_dir)
     md = (root / "compare" / "compare.md").read_text()
     header, _, *rows = md.splitlines()
-    for column in ("PSNR↑", "SSIM↑", "LPIPS↓", "FID↓", "IDD↓"):
+    for column in ("PSNR↑", "SSIM↑", "LPIPS↓", "FID↓", "NIQE↓", "IDD↓"):
         assert f"synthetic_test {column}" in header
+    # the caveats of the random feature networks and of the enlarged NIQE inputs, under the table
+    for label in ("LPIPS", "FID", "IDD"):
+        assert f"> {label}: randomly initialised" in md
+    assert "> NIQE: images smaller than 192 px were enlarged" in md
     assert [r.split("|")[1].strip() for r in rows[:4]] == ["LQ input", "U-Net", "GFP-GAN", "GPEN"]
     assert "LQ inputs differ" not in md  # identical data and degradation for every method
     html = (root / "compare" / "compare.html").read_text()

@@ -195,3 +195,73 @@ def test_random_init_metrics_are_the_same_networks_in_every_run() -> None:
             m.update(x, y)
         values.append({k: float(m.compute()) for k, m in metrics.items()})
     assert values[0] == values[1] and values[0]["lpips"] > 0
+
+
+def _eval_subprocess(tmp_path: Path, overrides: list[str], name: str) -> Path:
+    """Run the ``faceprior-eval`` console script; returns its run folder."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / name
+    root.mkdir()
+    env = dict(os.environ, WANDB_MODE="offline", FACEPRIOR_ROOT=str(root))
+    cmd = [str(Path(sys.executable).parent / "faceprior-eval"), *overrides]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return next((root / "logs" / "eval" / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_per_image_values_are_complete_under_two_process_ddp(tmp_path: Path) -> None:
+    # 7 images over 2 ranks (4 + 3): no image lost to the split, none repeated by sampler padding
+    _official_file(tmp_path / "weights", "GPEN-BFR-256")
+    _folder(tmp_path / "bench" / "gt", 7, 64, seed=0)
+    _folder(tmp_path / "bench" / "lq", 7, 64, seed=1)
+    base = _overrides(tmp_path, "GPEN-BFR-256", "data.batch_size=4")
+    single = _eval_subprocess(tmp_path, base, "single")
+    ddp = _eval_subprocess(tmp_path, [*base, "trainer=ddp_sim"], "ddp")
+
+    def per_image(run: Path) -> dict[str, dict[str, str]]:
+        with (run / "results" / "custom.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 7, f"{run}: {len(rows)} rows"
+        return {r["name"]: r for r in rows}
+
+    one, two = per_image(single), per_image(ddp)
+    assert sorted(two) == [f"face_{i:03d}" for i in range(7)]  # real names from every rank
+    assert sorted(int(r["index"]) for r in two.values()) == list(range(7))
+    for name, row in one.items():
+        # the ranks batch other images together (rank 0: 0, 2, 4, 6), and float32 convolutions
+        # (network, SSIM window) are not bit-stable across batch compositions: a small tolerance
+        for key, rel in (("psnr", 1e-4), ("ssim", 1e-3), ("lq_psnr", 1e-6), ("lq_ssim", 1e-3)):
+            assert float(two[name][key]) == pytest.approx(float(row[key]), rel=rel), (name, key)
+    means = json.loads((ddp / "results" / "custom.json").read_text())["means"]
+    # the logged mean is over the 7 distinct images (a padded 8th would shift it)
+    psnr = [float(r["psnr"]) for r in two.values()]
+    assert means["psnr"] == pytest.approx(sum(psnr) / 7, rel=1e-6)
+    assert len(list((ddp / "restored" / "custom").glob("*.png"))) == 7
+    assert len((ddp / "test_per_image.csv").read_text().splitlines()) == 8
+
+
+def test_a_missing_benchmark_folder_names_the_prepare_command(make_cfg, tmp_path: Path) -> None:
+    _official_file(tmp_path / "weights", "GPEN-BFR-256")
+    overrides = [
+        o for o in _overrides(tmp_path, "GPEN-BFR-256") if not o.startswith("benchmarks.custom")
+    ]
+    overrides = [o.replace("benchmark=custom", "benchmark=celeba_test") for o in overrides]
+    cfg = make_cfg(overrides, config_name="eval", tiny=False)
+    data = Path(cfg.paths.data_dir)
+    assert not (data / "celeba_test").exists()
+    with pytest.raises(FileNotFoundError) as info:
+        evaluate(cfg)
+    text = str(info.value)
+    assert f"gt_root '{data / 'celeba_test' / 'gt'}'" in text
+    assert "benchmarks.celeba_test" in text
+    assert "faceprior-prepare synth-benchmark --preset celeba_test" in text
+    assert f"--out {data / 'celeba_test'}" in text
+    # a real-LQ set says where to download it
+    lfw = [o.replace("benchmark=celeba_test", "benchmark=lfw_test") for o in overrides]
+    cfg = make_cfg(lfw, config_name="eval", tiny=False)
+    with pytest.raises(FileNotFoundError, match=r"lq_root '.*lfw_test' does not exist.*LFW-Test"):
+        evaluate(cfg)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from faceprior.data.benchmarks import Benchmark
 from faceprior.data.dataset import ComponentBoxes, FaceDataset, LQOnlyDataset
-from faceprior.data.sampler import SeededSampler
+from faceprior.data.sampler import EvalSampler, SeededSampler
 from faceprior.data.screening import screen_source
 from faceprior.data.sources import open_source
 from faceprior.data.synthetic import SyntheticSplits
@@ -145,6 +145,7 @@ class FaceDataModule(pl.LightningDataModule):
             self.data_test = [self._benchmark_dataset(b) for b in self.benchmarks.values()]
 
     def _benchmark_dataset(self, bench: Benchmark) -> Dataset[dict[str, object]]:
+        bench.check()  # a missing folder names the command that makes it
         if bench.kind == "lq_only":
             assert bench.lq_root is not None
             return LQOnlyDataset(bench.lq_root, self.size, strict=self.strict)
@@ -158,10 +159,14 @@ class FaceDataModule(pl.LightningDataModule):
     def _loader(
         self, dataset: Dataset[dict[str, object]], batch_size: int, shuffle: bool
     ) -> DataLoader[Any]:
+        # evaluation: every image once across the ranks (no padding repeats), in order
+        world, rank = self._world_size()
+        sampler = None if shuffle else EvalSampler(dataset, num_replicas=world, rank=rank)  # type: ignore[arg-type]
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

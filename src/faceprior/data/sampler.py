@@ -73,3 +73,32 @@ class SeededSampler(DistributedSampler[Any]):
         mine = pairs[self.rank : self.total_size : self.num_replicas]
         start, self.skip = self.skip, 0
         return iter(mine[start:])
+
+
+class EvalSampler(DistributedSampler[Any]):
+    """In-order evaluation indices split between ranks without padding or dropping.
+
+    Lightning's default distributed sampler pads the last round with repeated samples so that every
+    rank gets the same number; repeated images would be counted twice in the metric means and the
+    per-image tables. Here rank ``r`` takes positions ``r, r + world, ...`` of ``0 .. n-1``, so the
+    ranks together see every image exactly once (the last batches may differ in size, which is fine
+    for evaluation: nothing is synchronised per step). With one rank it is the sequential order.
+    Being a :class:`DistributedSampler`, Lightning keeps it as it is under DDP.
+    """
+
+    def __init__(self, data_source: Sized, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(
+            data_source,  # type: ignore[arg-type]
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=False,
+            drop_last=False,
+        )
+        self.num_samples = len(range(rank, len(data_source), num_replicas))
+        self.total_size = len(data_source)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.total_size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples

@@ -104,6 +104,18 @@ class PerImageMeanMetric(Metric):
         return {"convention": self.convention, "higher_is_better": self.higher_is_better}
 
 
+RANDOM_CAVEAT = (
+    "randomly initialised {what} (seed {seed}, no weight file): values compare methods scored "
+    "with the same seed only, never published numbers"
+)
+
+
+def random_caveat(network: object, what: str) -> str | None:
+    """The caveat for a metric network built by a ``random_*`` factory (None for real weights)."""
+    seed = getattr(network, "random_init_seed", None)
+    return None if seed is None else RANDOM_CAVEAT.format(what=what, seed=seed)
+
+
 class FrozenNetwork:
     """A network used by a metric, kept out of ``nn.Module`` registration.
 

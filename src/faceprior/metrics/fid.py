@@ -19,7 +19,13 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from faceprior.metrics.base import FrozenNetwork, NetworkMetricMixin, check_images, to_uint8_range
+from faceprior.metrics.base import (
+    FrozenNetwork,
+    NetworkMetricMixin,
+    check_images,
+    random_caveat,
+    to_uint8_range,
+)
 from faceprior.metrics.frechet import ReferenceStats, frechet_distance, load_reference_stats
 from faceprior.metrics.inception import FEATURE_DIM, FIDInceptionV3
 from faceprior.metrics.weights import (
@@ -108,6 +114,7 @@ class FID(NetworkMetricMixin, Metric):
             )
         self._extractor = FrozenNetwork(feature_extractor)
         self._extractor_name = type(feature_extractor).__name__
+        self._caveat = random_caveat(feature_extractor, "Inception")
         if self.reference is not None and self.reference.mean.shape[0] != dim:
             raise ValueError(
                 f"reference statistics have {self.reference.mean.shape[0]} dimensions, "
@@ -212,10 +219,13 @@ class FID(NetworkMetricMixin, Metric):
             reference = {"name": self._reference_name or "target images", "sha256": None}
             reference["num_images"] = int(self.ref_count)
         extractor: Any = self._weights.describe() if self._weights else self._extractor_name
-        return {
+        record = {
             "convention": self.convention,
             "higher_is_better": False,
             "feature_extractor": extractor,
             "reference": reference,
             "num_images": int(self.pred_count),
         }
+        if self._caveat:
+            record["caveat"] = self._caveat
+        return record

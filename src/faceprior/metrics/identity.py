@@ -32,6 +32,7 @@ from faceprior.metrics.base import (
     NetworkMetricMixin,
     PerImageMeanMetric,
     check_pair,
+    random_caveat,
     to_uint8_range,
 )
 from faceprior.metrics.color import rgb_to_vqfr_gray
@@ -124,6 +125,7 @@ class IdentityDistance(NetworkMetricMixin, PerImageMeanMetric):
             network, self._weights = build_arcface(weights, weights_dir)
         self._network = FrozenNetwork(network)
         self._network_name = type(network).__name__
+        self._caveat = random_caveat(network, "ArcFace")
         self.exclude_below_deg = float(exclude_below_deg)
         zero = torch.tensor(0.0, dtype=torch.float64)
         self.add_state("kept_total", default=zero, dist_reduce_fx="sum")
@@ -171,6 +173,8 @@ class IdentityDistance(NetworkMetricMixin, PerImageMeanMetric):
         record = super().protocol()
         record["network"] = self._weights.describe() if self._weights else self._network_name
         record["exclude_below_deg"] = self.exclude_below_deg
+        if self._caveat:
+            record["caveat"] = self._caveat
         return record
 
 
@@ -187,4 +191,6 @@ def random_arcface(seed: int = 0) -> nn.Module:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ArcFaceResNet18(block="IRBlock", layers=[2, 2, 2, 2], use_se=False).eval()
+        net = ArcFaceResNet18(block="IRBlock", layers=[2, 2, 2, 2], use_se=False).eval()
+    setattr(net, "random_init_seed", seed)  # noqa: B010  read by the metric's protocol (the random-weights caveat)
+    return net

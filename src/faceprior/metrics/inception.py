@@ -120,4 +120,5 @@ def random_fid_inception(seed: int = 0) -> FIDInceptionV3:
                 fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
                 std = (2.0 / fan_in) ** 0.5
                 module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * std)
+    setattr(net, "random_init_seed", seed)  # noqa: B010  read by the metric's protocol (the random-weights caveat)
     return net.eval()

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from faceprior.metrics.base import (
+    RANDOM_CAVEAT,
     FrozenNetwork,
     NetworkMetricMixin,
     PerImageMeanMetric,
@@ -112,6 +113,7 @@ class LPIPS(NetworkMetricMixin, PerImageMeanMetric):
             torch.manual_seed(random_seed)
             model, self._weights = build_lpips(net, weights_dir, random_backbone)
         self.net = net
+        self.random_seed = int(random_seed)
         self._network = FrozenNetwork(model)
 
     def per_image(self, preds: Tensor, target: Tensor | None = None) -> Tensor:
@@ -133,4 +135,8 @@ class LPIPS(NetworkMetricMixin, PerImageMeanMetric):
         record["backbone"] = self._weights.describe() if self._weights else "random (untrained)"
         heads = _heads_file(self.net)
         record["heads"] = {"file": f"lpips/weights/v0.1/{heads.name}", "sha256": file_sha256(heads)}
+        if self._weights is None:
+            record["caveat"] = RANDOM_CAVEAT.format(
+                what=f"{self.net} backbone", seed=self.random_seed
+            )
         return record

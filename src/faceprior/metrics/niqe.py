@@ -179,12 +179,26 @@ def niqe_of_luma(luma: np.ndarray, model: PristineModel | None = None) -> float:
     return float(np.sqrt(diff @ inv @ diff))
 
 
-def niqe_per_image(images: Tensor, crop_border: int = 0) -> Tensor:
+def upscale_factor(height: int, width: int, upscale_below: int | None) -> int:
+    """The smallest integer factor that brings the shorter side to ``upscale_below`` (1: none)."""
+    short = min(height, width)
+    if not upscale_below or short >= upscale_below:
+        return 1
+    return -(-int(upscale_below) // short)
+
+
+def niqe_per_image(
+    images: Tensor, crop_border: int = 0, upscale_below: int | None = None
+) -> Tensor:
     """NIQE of each image of a batch (computed on the CPU, see the module docstring).
 
     Args:
         images: ``(B, 3, H, W)`` RGB (or ``(B, 1, H, W)`` luma) values on the [0, 255] scale.
         crop_border: pixels removed on each side after the Y conversion.
+        upscale_below: images whose shorter side is below this many pixels are scored after
+            enlarging their rounded Y channel by the smallest integer factor that reaches it
+            (MATLAB bicubic, rounded and clipped to 8 bits). For images smaller than NIQE's two
+            96x96 blocks (tiny CPU runs); such values are not comparable with published NIQE.
 
     Returns:
         ``(B,)`` float64 on the CPU (lower is better).
@@ -197,8 +211,13 @@ def niqe_per_image(images: Tensor, crop_border: int = 0) -> Tensor:
     if crop_border:
         luma = luma[..., crop_border:-crop_border, crop_border:-crop_border]
     # MATLAB parity: NIQE sees an integer-valued Y (float32, as the reference).
-    rounded = torch.round(luma[:, 0]).to(torch.float32).numpy()
-    return torch.tensor([niqe_of_luma(single) for single in rounded], dtype=torch.float64)
+    rounded = torch.round(luma[:, 0]).to(torch.float32)
+    factor = upscale_factor(rounded.shape[-2], rounded.shape[-1], upscale_below)
+    if factor > 1:
+        rounded = torch.stack(
+            [imresize(single, float(factor)).round().clamp(0, 255) for single in rounded]
+        )
+    return torch.tensor([niqe_of_luma(single) for single in rounded.numpy()], dtype=torch.float64)
 
 
 class NIQE(PerImageMeanMetric):
@@ -211,6 +230,8 @@ class NIQE(PerImageMeanMetric):
 
     Args:
         crop_border: pixels dropped on each side before scoring.
+        upscale_below: enlarge images whose shorter side is below this (>= 192) by an integer
+            factor first (see :func:`niqe_per_image`); recorded with a caveat in the protocol.
     """
 
     higher_is_better = False
@@ -218,20 +239,34 @@ class NIQE(PerImageMeanMetric):
     default_name = "niqe"
     convention = "BasicSR calculate_niqe: rounded MATLAB Y, 96x96 blocks, official pristine model"
 
-    def __init__(self, crop_border: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, crop_border: int = 0, upscale_below: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+        if upscale_below is not None and upscale_below < 2 * BLOCK_SIZE:
+            raise ValueError(
+                f"upscale_below must be at least {2 * BLOCK_SIZE} (two {BLOCK_SIZE}-pixel blocks), "
+                f"got {upscale_below}"
+            )
         self.crop_border = int(crop_border)
+        self.upscale_below = None if upscale_below is None else int(upscale_below)
 
     def protocol(self) -> dict[str, Any]:
         """Convention, ``crop_border`` and the pristine model file's SHA-256."""
         record = super().protocol()
         record["crop_border"] = self.crop_border
         record["pristine_params"] = {"file": PRISTINE_PARAMS_FILE, "sha256": PRISTINE_PARAMS_SHA256}
+        if self.upscale_below is not None:
+            record["upscale_below"] = self.upscale_below
+            record["caveat"] = (
+                f"images smaller than {self.upscale_below} px were enlarged (MATLAB bicubic, "
+                "integer factor) before scoring: not comparable with published NIQE"
+            )
         return record
 
     def per_image(self, preds: Tensor, target: Tensor | None = None) -> Tensor:
         """Per-image NIQE, ``(B,)`` float64."""
         check_images(preds, "preds")
-        return niqe_per_image(to_uint8_range(preds), self.crop_border)
+        return niqe_per_image(to_uint8_range(preds), self.crop_border, self.upscale_below)

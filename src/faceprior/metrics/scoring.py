@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +21,7 @@ from torchmetrics import Metric
 import faceprior
 from faceprior.metrics.base import PerImageMeanMetric
 from faceprior.metrics.fid import FID
-from faceprior.metrics.folders import Batch, Pairing, load_batches, pair_folders
+from faceprior.metrics.folders import Batch, ImagePair, Pairing, load_batches, pair_folders
 from faceprior.metrics.identity import IdentityDistance, vqfr_mean
 
 #: CLI metric names, in display order
@@ -138,6 +138,30 @@ def _means(
     return means
 
 
+def score_pairs(
+    pairs: Sequence[ImagePair],
+    metrics: Mapping[str, Metric],
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, float | None], dict[str, dict[str, float]]]:
+    """Score image pairs in batches with metrics already built and on ``device``.
+
+    The loop of :func:`score_folders`, for callers that build their own metric instances (e.g.
+    randomly initialised feature networks in ``scripts/bench_eval.py``). Returns
+    ``(means, per_image)`` as in the ``score_folders`` result. FID accumulates features: pass
+    freshly built or ``reset()`` metrics.
+    """
+    target = torch.device(device)
+    built = dict(metrics)
+    per_image: dict[str, dict[str, float]] = {pair.stem: {} for pair in pairs}
+    for batch in load_batches(pairs, batch_size):
+        _score_batch(batch, built, target, per_image)
+        if progress is not None:
+            progress(len(batch.stems))
+    return _means(built, per_image), per_image
+
+
 def score_folders(
     restored_dir: Path,
     gt_dir: Path | None,
@@ -154,11 +178,7 @@ def score_folders(
     pairing: Pairing = pair_folders(restored_dir, gt_dir, options.skip_unpaired)
     device = torch.device(options.device)
     metrics = {name: build_metric(name, options).to(device) for name in metrics_requested}
-    per_image: dict[str, dict[str, float]] = {pair.stem: {} for pair in pairing.pairs}
-    for batch in load_batches(pairing.pairs, options.batch_size):
-        _score_batch(batch, metrics, device, per_image)
-        if progress is not None:
-            progress(len(batch.stems))
+    means, per_image = score_pairs(pairing.pairs, metrics, device, options.batch_size, progress)
     protocol = {
         "restored_dir": str(restored_dir),
         "gt_dir": str(gt_dir) if gt_dir is not None else None,
@@ -169,4 +189,4 @@ def score_folders(
         "metrics": {name: _protocol(metric) for name, metric in metrics.items()},
         "versions": versions(),
     }
-    return {"mean": _means(metrics, per_image), "per_image": per_image, "protocol": protocol}
+    return {"mean": means, "per_image": per_image, "protocol": protocol}

@@ -29,7 +29,8 @@ class RestorerBase(pl.LightningModule):
 
     Logs ``val/<m>``, ``val/lq_<m>`` and ``test/<benchmark>/[lq_]<m>``; keeps the first validation
     batch in :attr:`val_preview` (for the image-grid callback) and writes one CSV row per test image
-    (``test_per_image.csv`` in the trainer's root directory) for the per-image metrics.
+    (``test_per_image.csv`` in the trainer's root directory) for the per-image metrics. Under DDP
+    the rows of all ranks are gathered, so the file and :attr:`last_test_rows` hold every image.
     """
 
     def __init__(
@@ -95,9 +96,9 @@ class RestorerBase(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         assert self.test_metrics is not None
         self.log_dict(self.test_metrics.compute(), sync_dist=False, add_dataloader_idx=False)
-        rows = self.test_metrics.rows
-        self.last_test_rows = list(rows)
-        if rows and self.trainer.world_size == 1:
+        rows = self.test_metrics.gathered_rows()  # all ranks' rows (collective under DDP)
+        self.last_test_rows = rows
+        if rows and self.trainer.is_global_zero:
             path = Path(self.trainer.default_root_dir) / "test_per_image.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             columns = list(dict.fromkeys(k for row in rows for k in row))

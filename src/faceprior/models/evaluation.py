@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import torch.distributed as dist
 from torch import Tensor, nn
 from torchmetrics import Metric
 
@@ -86,6 +87,21 @@ class StageMetrics(nn.Module):
                 }
                 row.update({k: float(v[i]) for k, v in columns.items()})
                 self.rows.append(row)
+
+    def gathered_rows(self) -> list[dict[str, float | int | str]]:
+        """Every rank's per-image rows, on every rank, sorted by benchmark and image index.
+
+        Under DDP each rank scored its own share of the images; the rows are exchanged as Python
+        objects (a collective call: every rank must call this). A row that two ranks hold (only
+        possible with a padding sampler) is kept once.
+        """
+        rows = list(self.rows)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            shards: list[list[dict[str, float | int | str]] | None] = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, rows)
+            rows = [row for shard in shards for row in shard or []]
+        unique = {(str(r["benchmark"]), int(r["index"])): r for r in rows}
+        return [unique[k] for k in sorted(unique)]
 
     def compute(self) -> dict[str, Tensor]:
         """Every metric value that received data, keyed with its full name."""

@@ -211,7 +211,18 @@ class BenchmarkResults(Callback):
             logger.experiment.summary[f"test/{bench}/{key}"] = value
 
     # -- tables ------------------------------------------------------------------------------------
+    def _gather_names(self) -> None:
+        """Every rank's (benchmark, index) -> file stem map, merged (a collective under DDP)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            shards: list[dict[tuple[str, int], str] | None] = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, self._names)
+            for shard in shards:
+                self._names.update(shard or {})
+
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._gather_names()  # every rank takes part; only rank 0 writes
         if not trainer.is_global_zero:
             return
         metrics = {
