@@ -1,17 +1,31 @@
-"""``faceprior-prepare``: build evaluation sets from ground-truth faces.
+"""``faceprior-prepare``: build training and evaluation sets from face datasets.
 
 Subcommands::
 
     faceprior-prepare synth-benchmark --gt DIR --out DIR (--degradation NAME | --preset NAME)
         [--seed N] [--size S] [--limit N] [--device cpu] [--batch-size B] [--strict] [--overwrite]
+    faceprior-prepare ffhq --src DIR --out DIR [--size 512] [--lmdb] [--landmarks JSON] [--limit N]
+    faceprior-prepare celeba-hq --src DIR --out DIR --mapping FILE [--partition FILE]
+        [--size 512] [--splits train,val,test] [--limit N]
+    faceprior-prepare folder --src DIR --out DIR [--size 512] [--lmdb] [--recursive] [--limit N]
+    faceprior-prepare fid-stats --folder DIR --out FILE.pth|FILE.npz [--name NAME]
+        [--num-images N] [--device cpu] [--batch-size B] [--weights-dir DIR]
 
 ``synth-benchmark`` degrades every image of ``--gt`` with a ``conf/degradation`` preset,
 deterministically per image (see :mod:`faceprior.data.prepare`), and writes ``lq/``, ``gt/`` and
 ``manifest.json`` under ``--out``. ``--preset celeba_test`` is the GFP-GAN CelebA-Test recipe:
 ``gfpgan_v1`` degradation, 512x512, seed 0, over the 3,000 CelebA-HQ test-partition faces.
 
+``ffhq``, ``celeba-hq`` and ``folder`` resize a dataset's aligned faces to ``--size`` PNGs
+(``images/``, or ``train/``, ``val/``, ``test/`` by CelebA's partition), optionally with an LMDB
+and FFHQ's eye/mouth landmark file; ``fid-stats`` writes FID reference statistics of a folder
+(see :mod:`faceprior.data.prepare_sets`). These also take ``--manifest FILE`` (verify the inputs'
+hashes), ``--strict`` and ``--overwrite``, and, like ``synth-benchmark``, resume: outputs whose
+recorded hashes match are kept and ``manifest.json`` is byte-identical on a rerun.
+
 Each subcommand is declared by one ``_add_<name>`` function that adds its subparser and sets
-``handler`` (``args -> exit code``); :func:`main` only parses and dispatches.
+``handler`` (``args -> exit code``); the dataset ones live in :mod:`faceprior.data.prepare_sets_cli`.
+:func:`main` only parses and dispatches.
 """
 
 from __future__ import annotations
@@ -19,7 +33,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -33,6 +47,7 @@ from faceprior.data.prepare import (
     list_images,
     synth_benchmark,
 )
+from faceprior.data.prepare_sets_cli import add_subcommands, int_at_least
 
 log = logging.getLogger("faceprior.data.prepare")
 
@@ -57,21 +72,16 @@ PRESETS: dict[str, Preset] = {
         description="GFP-GAN CelebA-Test: the 3,000 CelebA-HQ test-partition faces, 512x512, "
         "gfpgan_v1 degradation, seed 0",
     ),
+    "celebahq_gpen": Preset(
+        degradation="gpen_simple",
+        size=512,
+        seed=0,
+        count=2824,
+        description="GPEN-style CelebA-HQ test: the 2,824 faces of the official CelebA-HQ test "
+        "partition (faceprior-prepare celeba-hq --splits test), 512x512, gpen_simple degradation, "
+        "seed 0 (benchmark=celebahq_gpen)",
+    ),
 }
-
-
-def _int_at_least(low: int, below: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-        if value < low or (below is not None and value >= below):
-            bound = f"in [{low}, {below})" if below is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
 
 
 def _add_synth_benchmark(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,19 +106,19 @@ def _add_synth_benchmark(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     cmd.add_argument(
         "--seed",
-        type=_int_at_least(0, 2**32),
+        type=int_at_least(0, 2**32),
         metavar="N",
         help="benchmark seed, 0 <= seed < 2**32 (default 0)",
     )
     cmd.add_argument(
         "--size",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="S",
         help="centre-crop to a square and resize the GT to S x S first (INTER_AREA to shrink, "
         "INTER_CUBIC to enlarge); default: keep the GT as it is",
     )
     cmd.add_argument("--preset", choices=sorted(PRESETS), help=f"a published recipe ({presets})")
-    cmd.add_argument("--limit", type=_int_at_least(1), metavar="N", help="only the first N images")
+    cmd.add_argument("--limit", type=int_at_least(1), metavar="N", help="only the first N images")
     cmd.add_argument(
         "--device",
         default="cpu",
@@ -116,7 +126,7 @@ def _add_synth_benchmark(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     cmd.add_argument(
         "--batch-size",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="B",
         default=8,
         help="images per device batch (default 8); the output does not depend on it",
@@ -134,10 +144,12 @@ def _add_synth_benchmark(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="faceprior-prepare", description="Build evaluation sets from ground-truth faces."
+        prog="faceprior-prepare",
+        description="Build training and evaluation sets from face datasets.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_synth_benchmark(sub)
+    add_subcommands(sub)
     return parser
 
 

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu"
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per batch")
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        help="folder with pt_inception-2015-12-05-6726825d.pth (default: the platform weights dir)",
+    )
     return parser
 
 
@@ -65,26 +71,47 @@ def compute_folder_stats(
     return save_reference_stats(out, mean, cov, name=name, num_images=len(pairs))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 for input errors)."""
-    args = build_parser().parse_args(argv)
-    console = Console(stderr=True)
+def write_stats(
+    folder: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    num_images: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+    weights_dir: Path | None = None,
+    metric: FID | None = None,
+    console: Console | None = None,
+) -> int:
+    """Build the FID metric (unless ``metric`` is given), save the folder's statistics to ``out``
+    and print where; returns the exit code (2 for input errors and missing weights)."""
+    console = console or Console(stderr=True)
     try:
-        metric = FID().to(args.device)
+        if metric is None:
+            metric = FID(weights_dir=weights_dir)
+        metric = metric.to(device)
         path = compute_folder_stats(
-            args.folder,
-            args.out,
-            args.name or args.folder.name,
-            metric,
-            args.batch_size,
-            args.num_images,
-            console,
+            folder, out, name or folder.name, metric, batch_size, num_images, console
         )
     except (PairingError, MissingWeightsError, FileNotFoundError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
         return 2
     print(f"wrote {path} ({int(metric.pred_count)} images, sha256 {file_sha256(path)})")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for input errors)."""
+    args = build_parser().parse_args(argv)
+    return write_stats(
+        args.folder,
+        args.out,
+        name=args.name,
+        num_images=args.num_images,
+        device=args.device,
+        batch_size=args.batch_size,
+        weights_dir=args.weights_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,20 @@ def _ensure_dir(path: str) -> str:
     return path
 
 
+def _sweep_group() -> str:
+    """The sweep folder's name inside a multirun job (its W&B group), else ``""`` (no group)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+    except (ImportError, ValueError):  # not inside a Hydra app
+        return ""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return ""
+    return Path(str(hydra_cfg.sweep.dir)).name
+
+
 def register_resolvers() -> None:
     """Register the resolvers the configs use.
 
@@ -32,11 +46,15 @@ def register_resolvers() -> None:
     in the same second never collide. ``${faceprior.ensure_dir:PATH}`` creates a folder (the Optuna
     database's) before the sweep starts. ``${faceprior.cwd:}`` is the launch directory; unlike
     ``${hydra:runtime.cwd}`` it also resolves before Hydra's runtime config exists (sweep dirs).
+    ``${faceprior.sweep_group:}`` is the sweep folder's name in a multirun job and ``""`` otherwise:
+    the W&B group, so a sweep's jobs are grouped together.
     """
     if not OmegaConf.has_resolver("faceprior.uid"):
         OmegaConf.register_new_resolver("faceprior.uid", _uid, use_cache=True)
     if not OmegaConf.has_resolver("faceprior.cwd"):
         OmegaConf.register_new_resolver("faceprior.cwd", os.getcwd)
+    if not OmegaConf.has_resolver("faceprior.sweep_group"):
+        OmegaConf.register_new_resolver("faceprior.sweep_group", _sweep_group)
     if not OmegaConf.has_resolver("faceprior.ensure_dir"):
         OmegaConf.register_new_resolver("faceprior.ensure_dir", _ensure_dir)
 

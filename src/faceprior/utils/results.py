@@ -89,7 +89,10 @@ class BenchmarkResults(Callback):
 
     With a W&B logger, each benchmark also becomes a ``wandb.Table`` (``test/<benchmark>/images``:
     file name, LQ | restored | GT image cells and the per-image metrics of the first
-    ``table_images`` images), and the means go to the run summary.
+    ``table_images`` images), the means go to the run summary, and the ``results/`` folder is logged
+    as a ``results`` artifact. At the start of training, every validation metric is declared with
+    ``define_metric`` so the run summary keeps its best value (``max`` or ``min`` by the metric's
+    direction) rather than the last one.
 
     Args:
         output_dir: the run folder.
@@ -97,6 +100,7 @@ class BenchmarkResults(Callback):
         seed: the run's seed (recorded).
         weights: what was scored when the module does not say (e.g. the checkpoint path).
         table_images: images per benchmark in the W&B table (0: no table).
+        log_artifact: log ``results/`` as a W&B artifact after testing.
     """
 
     def __init__(
@@ -106,12 +110,14 @@ class BenchmarkResults(Callback):
         seed: int | None = None,
         weights: str | None = None,
         table_images: int = 16,
+        log_artifact: bool = True,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.save_images = save_images
         self.seed = seed
         self.weights = weights
         self.table_images = int(table_images)
+        self.log_artifact = bool(log_artifact)
         #: benchmark -> [(name, lq, restored, gt or None)] for the W&B table (first images only)
         self._table: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]] = {}
         #: (benchmark, index) -> source file stem
@@ -210,6 +216,28 @@ class BenchmarkResults(Callback):
         for key, value in means.items():
             logger.experiment.summary[f"test/{bench}/{key}"] = value
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Declare the validation metrics' summaries (best, by direction) on the W&B run."""
+        logger = self._wandb(trainer)
+        if logger is None or not trainer.is_global_zero:
+            return
+        for name, metric in dict(getattr(pl_module, "metric_specs", {}) or {}).items():
+            higher = getattr(metric, "higher_is_better", None)
+            if higher is not None:
+                summary = "max" if higher else "min"
+                logger.experiment.define_metric(f"val/{name}", summary=summary)
+
+    def _log_artifact(self, trainer: pl.Trainer, out: Path) -> None:
+        logger = self._wandb(trainer)
+        if logger is None or not self.log_artifact:
+            return
+        import wandb
+
+        run = logger.experiment
+        artifact = wandb.Artifact(f"results-{run.id}", type="results")
+        artifact.add_dir(str(out))
+        run.log_artifact(artifact)
+
     # -- tables ------------------------------------------------------------------------------------
     def _gather_names(self) -> None:
         """Every rank's (benchmark, index) -> file stem map, merged (a collective under DDP)."""
@@ -264,6 +292,7 @@ class BenchmarkResults(Callback):
             bench_rows = [r for r in rows if r.get("benchmark") == bench]
             means = self._write(out, bench, metrics, bench_rows, protocol)
             self._log_wandb(trainer, bench, bench_rows, means)
+        self._log_artifact(trainer, out)
         log.info("wrote per-benchmark results to %s", out)
 
     def _write(
