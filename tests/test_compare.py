@@ -16,11 +16,11 @@ from faceprior.compare import (
     CompareError,
     compare,
     load_results,
-    main,
     to_latex,
     to_markdown,
     write_outputs,
 )
+from faceprior.compare_cli import main
 
 BENCH = "celeba_test"
 NAMES = ["img3", "img0", "img2", "img1"]  # written out of order: crops must sort them

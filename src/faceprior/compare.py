@@ -19,17 +19,18 @@ those JSON files. Writes into ``--out`` (default ``./compare``):
   side by side; the images are copied into ``crops/``. LQ and GT come from the protocol's
   ``lq_root`` / ``gt_root`` (matched by file stem), restorations from ``<run>/restored/<bench>/``.
 
+``faceprior-compare --sweep MULTIRUN_DIR`` instead tabulates the jobs of a Hydra multirun
+(:mod:`faceprior.compare_sweep`).
+
 Values are rounded for display (per metric: PSNR/FID/NIQE/IDD/LMD 2 decimals, SSIM/LPIPS 4; others 2 from 10 up, else 4) and the best is chosen among the
 rounded values, so the bold always matches what is printed.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,7 +219,23 @@ def compare(
     for metric in metrics or []:
         if not any(c[1] == metric for c in columns):
             notes.append(f"metric {metric!r} is in no input")
+    notes += _caveats(columns, entries)
     return Table(methods, columns, values, higher, entries, notes)
+
+
+def _caveats(
+    columns: list[tuple[str, str]], entries: dict[str, dict[str, BenchmarkEntry]]
+) -> list[str]:
+    """One note per shown metric whose protocol carries a caveat (e.g. random feature networks)."""
+    found: dict[str, list[str]] = {}
+    for bench, metric in columns:
+        for by_bench in entries.values():
+            entry = by_bench.get(bench)
+            proto = ((entry.protocol.get("metrics") or {}) if entry else {}).get(metric)
+            caveat = proto.get("caveat") if isinstance(proto, dict) else None
+            if caveat and caveat not in found.setdefault(metric, []):
+                found[metric].append(str(caveat))
+    return [f"{metric_label(m)}: {'; '.join(texts)}" for m, texts in found.items() if texts]
 
 
 def _metric_order(names: set[str]) -> list[str]:
@@ -351,34 +368,6 @@ def write_outputs(table: Table, out_dir: str | Path, crops: int = 4) -> dict[str
 
 
 # -- CLI -------------------------------------------------------------------------------------------
-def _split(text: str | None) -> list[str] | None:
+def split_list(text: str | None) -> list[str] | None:
+    """``'a, b'`` -> ``['a', 'b']``; None or empty -> None (a comma-separated CLI value)."""
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="faceprior-compare",
-        description="Compare evaluated runs: Markdown/LaTeX/CSV tables and an HTML page.",
-    )
-    parser.add_argument("inputs", nargs="+", metavar="RESULT_OR_RUN")
-    parser.add_argument("--names", help="comma-separated method names, one per input")
-    parser.add_argument("--out", default="compare", help="output folder (default ./compare)")
-    parser.add_argument("--metrics", help="comma-separated metrics and their order")
-    parser.add_argument("--benchmarks", help="comma-separated benchmarks and their order")
-    parser.add_argument("--crops", type=int, default=4, help="faces per benchmark in the page")
-    args = parser.parse_args(argv)
-    try:
-        table = compare(
-            args.inputs, _split(args.names), _split(args.metrics), _split(args.benchmarks)
-        )
-        paths = write_outputs(table, args.out, args.crops)
-    except CompareError as err:
-        print(f"faceprior-compare: error: {err}", file=sys.stderr)
-        return 2
-    print(to_markdown(table), end="")
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
