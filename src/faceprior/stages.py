@@ -21,6 +21,14 @@ data, degradation, seed and test metrics for every method). A stage's ``inputs``
 ``stages.json`` in the experiment's output folder lists every stage's folder, exports and metrics.
 With a top-level ``compare: {names: [...]}`` the stages' test results are then put side by side by
 ``faceprior-compare`` into ``<output_dir>/compare`` (e.g. ``experiment=gfpgan_vs_gpen_tiny``).
+
+``stage=NAME`` (or a list) runs only those stages. Independent stages (no ``inputs``) can so be
+run as the jobs of one multirun, in parallel with a launcher::
+
+    faceprior-train -m experiment=gfpgan_vs_gpen_tiny stage=unet,gfpgan,gpen hydra/launcher=local_parallel
+
+and :class:`faceprior.stages_multirun.CompareAfterMultirun` (a Hydra callback the comparison
+experiments declare) compares the jobs' stages into ``<sweep dir>/compare`` once all have ended.
 """
 
 from __future__ import annotations
@@ -56,7 +64,9 @@ def parent_overrides(cfg: DictConfig) -> list[str]:
     keep = []
     for item in task:
         key = str(item).lstrip("+~").split("=", 1)[0]
-        if key in ("experiment", "ckpt_path") or key.startswith(("stages", "hydra", "paths")):
+        if key in ("experiment", "ckpt_path", "stage") or key.startswith(
+            ("stages", "hydra", "paths")
+        ):
             continue
         keep.append(str(item))
     return keep
@@ -100,7 +110,8 @@ def _stage_inputs(
         if stage not in exports:
             raise ValueError(
                 f"stages.{name}.inputs.{key}={ref!r}: stage {stage!r} has not run before {name!r} "
-                f"(stages so far: {list(exports)})"
+                f"(stages so far: {list(exports)}; a stage that uses another's exports runs in the "
+                "same process after it: select both with stage=[...] or drop stage=)"
             )
         if what not in exports[stage]:
             raise ValueError(
@@ -111,11 +122,26 @@ def _stage_inputs(
     return out
 
 
+def selected_stages(cfg: DictConfig) -> list[str]:
+    """The stages to run: ``cfg.stage`` (a name or a list of names), else all, in config order."""
+    names = [str(k) for k in cfg.stages]
+    chosen = cfg.get("stage")
+    if chosen is None:
+        return names
+    wanted = [str(chosen)] if isinstance(chosen, str | int) else [str(c) for c in chosen]
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise ValueError(f"stage={chosen}: no stage {unknown}; this experiment's stages: {names}")
+    return [n for n in names if n in wanted]
+
+
 def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train every stage of ``cfg.stages`` in order; returns the last stage's metrics and runs."""
+    """Train the selected stages of ``cfg.stages`` in order (:func:`selected_stages`); returns the
+    last stage's metrics and runs."""
     stages = cfg.stages
     if not isinstance(stages, DictConfig) or not stages:
         raise ValueError("stages must be a mapping of stage name -> {overrides, inputs}")
+    chosen = selected_stages(cfg)
     root = Path(str(cfg.paths.output_dir))
     paths = OmegaConf.to_container(cfg.paths, resolve=True)
     inherited = parent_overrides(cfg)
@@ -126,6 +152,8 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
     shared = [str(o) for o in cfg.get("stage_overrides") or []]
     for key, stage in stages.items():
         name = str(key)
+        if name not in chosen:
+            continue
         unknown = set(stage) - {"overrides", "inputs"}
         if unknown:
             raise ValueError(f"stages.{name}: unknown keys {sorted(unknown)} (overrides, inputs)")
@@ -150,7 +178,7 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
         }
         root.mkdir(parents=True, exist_ok=True)
         (root / "stages.json").write_text(json.dumps(summary, indent=2))
-    if cfg.get("compare") is not None:
+    if cfg.get("compare") is not None and len(chosen) == len(stages):
         summary["compare"] = compare_stages(root, list(summary), cfg.compare)
         (root / "stages.json").write_text(json.dumps(summary, indent=2))
     return metrics, {"stages": runs, **(runs[list(runs)[-1]] if runs else {})}
@@ -158,15 +186,21 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
 
 def compare_stages(root: Path, stages: list[str], settings: Any) -> dict[str, str]:
     """Compare the stages' test results (``faceprior-compare``) into ``root/compare``."""
-    from faceprior.compare import compare, write_outputs
-
     names = list(settings.get("names") or stages)
     if len(names) != len(stages):
         raise ValueError(f"compare.names has {len(names)} names for the stages {stages}")
-    runs = [root / s for s in stages]
+    return compare_runs([root / s for s in stages], names, settings, root / "compare")
+
+
+def compare_runs(
+    runs: list[Path], names: list[str], settings: Any, out_dir: Path
+) -> dict[str, str]:
+    """Put the runs' test results side by side (``compare.metrics`` and ``compare.crops``)."""
+    from faceprior.compare import compare, write_outputs
+
     metrics = settings.get("metrics")
     table = compare(runs, names=names, metrics=list(metrics) if metrics else None)
-    files = write_outputs(table, root / "compare", crops=int(settings.get("crops", 4)))
+    files = write_outputs(table, out_dir, crops=int(settings.get("crops", 4)))
     log.info("comparison of %s: %s", ", ".join(names), files.get("md"))
     return {k: str(v) for k, v in files.items()}
 
