@@ -12,7 +12,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from faceprior.data.benchmarks import Benchmark
-from faceprior.data.dataset import ComponentBoxes, FaceDataset, LQOnlyDataset
+from faceprior.data.dataset import (
+    ComponentBoxes,
+    FaceDataset,
+    LQOnlyDataset,
+    validate_data_options,
+)
 from faceprior.data.sampler import EvalSampler, SeededSampler
 from faceprior.data.screening import screen_source
 from faceprior.data.sources import open_source
@@ -60,6 +65,15 @@ class FaceDataModule(pl.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        validate_data_options(  # before any data is generated (prepare_data) or read
+            size=size,
+            crop_size=crop_size,
+            flip_prob=flip_prob,
+            eye_enlarge_ratio=eye_enlarge_ratio,
+            num_workers=num_workers,
+            val_batch_size=val_batch_size,
+            prefetch_factor=prefetch_factor,
+        )
         self.train_root = train_root
         self.val_root = val_root
         self.train_components = train_components

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -29,8 +29,16 @@ class ImageSource(Protocol):
     """An indexable collection of images."""
 
     root: Path
+    #: files that are not usable records (reported by the caller)
+    rejected: list[BadImageError]
+    #: names of records removed from the index
+    dropped: list[str]
 
     def __len__(self) -> int: ...
+
+    def drop(self, indices: Iterable[int]) -> None:
+        """Remove records from the index, remembering their names in :attr:`dropped`."""
+        ...
 
     def name(self, index: int) -> str:
         """Stable record name (file stem or LMDB key)."""
@@ -55,26 +63,30 @@ def _require_dir(path: Path, what: str) -> None:
 class FolderSource:
     """All regular files below ``root`` (recursively, sorted, hidden files ignored).
 
-    Files whose extension is not an image extension are kept out of the index and returned by
-    :attr:`rejected` so that the caller can warn about or fail on them.
+    Files whose extension is not an image extension and broken symbolic links are kept out of the
+    index and returned by :attr:`rejected` so that the caller can warn about or fail on them.
+    :attr:`dropped` names the image records left out of the sorted listing (broken links named like
+    images here, undecodable files once :func:`~faceprior.data.screening.screen_source` ran), which
+    tells whether positions in the folder still match an FFHQ-style position index.
     """
 
     def __init__(self, root: str | Path, recursive: bool = True) -> None:
         self.root = Path(root).expanduser()
         _require_dir(self.root, "image folder")
-        pattern = "**/*" if recursive else "*"
-        files = sorted(
-            p
-            for p in self.root.glob(pattern)
-            if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
-        )
+        entries = _list_entries(self.root, recursive)
+        broken = [p for p in entries if p.is_symlink() and not p.exists()]
+        files = [p for p in entries if p.is_file()]
         self.files: list[Path] = [p for p in files if is_image_name(p)]
         self.rejected: list[BadImageError] = [
             BadImageError(p, f"not an image file (extension '{p.suffix or '<none>'}')")
             for p in files
             if not is_image_name(p)
         ]
+        self.rejected += [
+            BadImageError(p, f"broken symbolic link (target '{p.readlink()}' does not exist)")
+            for p in broken
+        ]
+        self.dropped: list[str] = [p.stem for p in broken if is_image_name(p)]
         if not self.files:
             raise FileNotFoundError(
                 f"image folder '{self.root}' contains no images. {PREPARE_HINT}"
@@ -91,6 +103,31 @@ class FolderSource:
 
     def read(self, index: int) -> np.ndarray:
         return read_image(self.files[index])
+
+    def drop(self, indices: Iterable[int]) -> None:
+        """Remove records (unusable files) from the index, remembering their names."""
+        remove = set(indices)
+        self.dropped += [self.files[i].stem for i in sorted(remove)]
+        self.files = [p for i, p in enumerate(self.files) if i not in remove]
+
+    def subfolders(self) -> dict[str, int]:
+        """Image count per subfolder (relative path) below ``root``; empty when all lie in ``root``."""
+        counts: dict[str, int] = {}
+        for path in self.files:
+            if path.parent != self.root:
+                key = path.parent.relative_to(self.root).as_posix()
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def _list_entries(root: Path, recursive: bool) -> list[Path]:
+    """Sorted non-directory entries below ``root`` (broken links included), hidden ones skipped."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p
+        for p in root.glob(pattern)
+        if not p.is_dir() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 class LMDBSource:
@@ -122,10 +159,17 @@ class LMDBSource:
         if not self.keys:
             raise FileNotFoundError(f"LMDB '{self.root}' lists no images in meta_info.txt")
         self.rejected: list[BadImageError] = []
+        self.dropped: list[str] = []
         self._env: object | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def drop(self, indices: Iterable[int]) -> None:
+        """Remove records (undecodable values) from the index, remembering their keys."""
+        remove = set(indices)
+        self.dropped += [self.keys[i] for i in sorted(remove)]
+        self.keys = [k for i, k in enumerate(self.keys) if i not in remove]
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()

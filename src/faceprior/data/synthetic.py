@@ -286,6 +286,8 @@ def write_synthetic_split(
     ``manifest.json`` records the generator arguments so a folder can be recognised as complete.
     Returns ``root``.
     """
+    if size < 1 or count < 0:
+        raise ValueError(f"synthetic faces need size >= 1 and count >= 0, got {size} and {count}")
     root = Path(root)
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -336,6 +338,19 @@ class SyntheticSplits:
     train: int = 512
     val: int = 32
     test: int = 64
+
+    def __post_init__(self) -> None:
+        """Range-check the options (``data.synthetic.*`` keys named) before anything is written."""
+        for key, value, minimum in (
+            ("size", self.size, 1),
+            ("train", self.train, 0),
+            ("val", self.val, 0),
+            ("test", self.test, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"data.synthetic.{key} must be an integer >= {minimum}, got {value!r}"
+                )
 
     def prepare(self) -> None:
         """Write every split that is missing or was written with other arguments."""
