@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from faceprior.utils.runtime import metric_value, resolve_checkpoint, task_wrapper
@@ -16,6 +17,7 @@ def _cfg(tmp_path: Path, ckpt: str | None):
         {
             "ckpt_path": ckpt,
             "task_name": "train",
+            "experiment_name": None,
             "paths": {"log_dir": str(tmp_path), "output_dir": str(tmp_path / "out")},
         }
     )
@@ -26,13 +28,14 @@ def test_ckpt_path_latest_picks_newest_last_ckpt(tmp_path: Path) -> None:
     new = tmp_path / "train" / "multiruns" / "b" / "0" / "checkpoints" / "last.ckpt"
     for i, p in enumerate((old, new)):
         p.parent.mkdir(parents=True)
-        p.write_bytes(b"x")
+        meta = {"module_class": None, "experiment": None, "task_name": "train"}
+        torch.save({"pytorch-lightning_version": "2", "faceprior": meta}, p)
         os.utime(p, (1000 + i, 1000 + i))
     assert resolve_checkpoint(_cfg(tmp_path, "latest")) == str(new)
     assert resolve_checkpoint(_cfg(tmp_path, None)) is None
     with pytest.raises(FileNotFoundError, match=r"nope\.ckpt"):
         resolve_checkpoint(_cfg(tmp_path, str(tmp_path / "nope.ckpt")))
-    with pytest.raises(FileNotFoundError, match=r"no checkpoints/last\.ckpt"):
+    with pytest.raises(FileNotFoundError, match=r"no readable checkpoint .*no \*\.ckpt files"):
         resolve_checkpoint(_cfg(tmp_path / "empty", "latest"))
 
 

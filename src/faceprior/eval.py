@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from faceprior.runs import build_run
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
-from faceprior.utils.runtime import resolve_checkpoint, task_wrapper
+from faceprior.utils.runtime import cli_errors, resolve_checkpoint, task_wrapper
 
 log = logging.getLogger("faceprior")
 
@@ -45,7 +45,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 "faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest), or "
                 "model=official model.weights=<registry name> for released weights"
             )
-        ckpt_path = resolve_checkpoint(cfg)
+        # ckpt_path=latest: the newest checkpoint of this experiment's training runs
+        task = "train" if cfg.get("task_name") == "eval" else None
+        ckpt_path = resolve_checkpoint(cfg, app="faceprior-eval", task_name=task)
         if ckpt_path is None:
             raise ValueError("faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest)")
     run = build_run(cfg)
@@ -54,6 +56,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+@cli_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -12,9 +12,14 @@ from typing import Any, Literal
 
 import hydra
 import pytorch_lightning as pl
+from lightning_fabric.plugins import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from faceprior.checkpoints.atomic import AtomicCheckpointIO, remove_orphans
+from faceprior.utils.callbacks import CheckpointMetadata
 from faceprior.utils.runtime import (
+    experiment_name,
     instantiate_callbacks,
     instantiate_loggers,
     print_config,
@@ -60,19 +65,60 @@ def ddp_strategy(model: pl.LightningModule, strategy: Any) -> Any:
     return DDPStrategy(find_unused_parameters=True, start_method=methods[strategy])
 
 
+def checkpoint_plugins(configured: Any) -> list[Any]:
+    """``trainer.plugins`` instantiated, plus :class:`AtomicCheckpointIO` unless one is configured.
+
+    Given to the Trainer as ``plugins``, the checkpoint IO reaches the strategy whether that is
+    named by string or is an object (:func:`ddp_strategy`), so DDP runs save atomically too.
+    """
+    if configured is None:
+        plugins: list[Any] = []
+    else:
+        made = hydra.utils.instantiate(configured, _convert_="all")
+        plugins = list(made) if isinstance(made, list | tuple) else [made]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins
+
+
+def metadata_callbacks(cfg: DictConfig, callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` plus :class:`CheckpointMetadata` (every checkpoint records where it is from)."""
+    if any(isinstance(c, CheckpointMetadata) for c in callbacks):
+        return callbacks
+    task = cfg.get("task_name")
+    return [*callbacks, CheckpointMetadata(experiment_name(cfg), str(task) if task else None)]
+
+
+def _remove_orphans(callbacks: list[Any]) -> None:
+    """Partial files of interrupted saves in this run's own checkpoint folders."""
+    for callback in callbacks:
+        dirpath = getattr(callback, "dirpath", None)
+        if isinstance(callback, ModelCheckpoint) and dirpath:
+            remove_orphans(dirpath)
+
+
 def build_run(cfg: DictConfig) -> dict[str, Any]:
-    """Seed, print the config, and build datamodule, model, callbacks, loggers and trainer."""
+    """Seed, print the config, and build datamodule, model, callbacks, loggers and trainer.
+
+    Checkpoints are written atomically (:class:`AtomicCheckpointIO`) and carry their origin
+    (:class:`CheckpointMetadata`), whatever the ``callbacks`` and ``trainer`` groups say.
+    """
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.extras.get("print_config"):
         print_config(cfg, Path(cfg.paths.output_dir) / "config_tree.yaml")
     datamodule = build_datamodule(cfg)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    callbacks = metadata_callbacks(cfg, instantiate_callbacks(cfg.get("callbacks")))
+    _remove_orphans(callbacks)
     loggers = instantiate_loggers(cfg.get("logger"))
     strategy = ddp_strategy(model, cfg.trainer.get("strategy", "auto"))
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        strategy=strategy,
+        plugins=checkpoint_plugins(cfg.trainer.get("plugins")),
     )
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for lg in loggers:

@@ -72,6 +72,16 @@ def parent_overrides(cfg: DictConfig) -> list[str]:
     return keep
 
 
+def override_value(overrides: list[str], key: str) -> str | None:
+    """The value the last ``key=...`` (or ``+key=``/``++key=``) of ``overrides`` sets."""
+    value = None
+    for item in overrides:
+        name, sep, rest = str(item).lstrip("+").partition("=")
+        if sep and name == key:
+            value = rest if rest not in ("", "null") else None
+    return value
+
+
 def compose_stage(overrides: list[str], config_name: str = "train") -> DictConfig:
     """Compose ``config_name`` with ``overrides`` (inside a Hydra app or stand-alone)."""
     from hydra import compose, initialize_config_dir
@@ -166,6 +176,8 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
         with open_dict(stage_cfg):
             stage_cfg.paths = OmegaConf.create(paths)
             stage_cfg.paths.output_dir = str(root / name)
+            # the stage's own experiment, recorded in its checkpoints (not the multi-stage one)
+            stage_cfg.experiment_name = override_value(overrides, "experiment")
         metrics, run = train_fn(stage_cfg)
         model = run.get("model")
         exports[name] = export_stage(model, root / name / "exports") if model else {}

@@ -6,6 +6,9 @@ Examples::
     faceprior-train -m experiment=quickstart model.optimizers.generator.lr=1e-3,2e-3
     faceprior-train experiment=quickstart ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
     faceprior-train experiment=gpen_two_stage_tiny   # stage 1 (prior), then stage 2 (GPEN)
+
+``ckpt_path`` is checked before anything is built: a file that is not a checkpoint of this
+experiment's module ends the run with one line naming the file and what it is (exit status 1).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from faceprior.runs import build_datamodule, build_run, test_checkpoint
 from faceprior.stages import run_stages
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
 from faceprior.utils.runtime import (
+    cli_errors,
     metric_value,
     resolve_checkpoint,
     resume_wandb_run,
@@ -42,7 +46,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     if cfg.get("stages"):
         return run_stages(cfg, train)
-    ckpt_path = resolve_checkpoint(cfg)
+    ckpt_path = resolve_checkpoint(cfg, app="faceprior-train")
     resume_wandb_run(cfg, ckpt_path)
     run = build_run(cfg)
     model, trainer, datamodule = run["model"], run["trainer"], run["datamodule"]
@@ -59,6 +63,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@cli_errors
 def main(cfg: DictConfig) -> float | None:
     metrics, _ = train(cfg)
     return metric_value(metrics, cfg.get("optimized_metric"))

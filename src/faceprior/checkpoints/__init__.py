@@ -10,6 +10,8 @@ Typical use::
 
 from faceprior.checkpoints.errors import (
     CheckpointError,
+    CheckpointFileError,
+    CheckpointNotFoundError,
     ChecksumError,
     DownloadError,
     StateDictMismatchError,
@@ -50,6 +52,7 @@ from faceprior.checkpoints.registry import (
     list_weights,
     match_kwargs,
 )
+from faceprior.checkpoints.verify import CheckpointInfo, describe_checkpoint, verify_checkpoint
 from faceprior.checkpoints.weights import (
     ENV_VAR,
     download_weights,
@@ -67,6 +70,9 @@ __all__ = [
     "REGISTRY",
     "WEIGHTS",
     "CheckpointError",
+    "CheckpointFileError",
+    "CheckpointInfo",
+    "CheckpointNotFoundError",
     "CheckpointSpec",
     "ChecksumError",
     "DownloadError",
@@ -77,6 +83,7 @@ __all__ = [
     "UnknownCheckpointError",
     "WeightsFile",
     "convert_checkpoint",
+    "describe_checkpoint",
     "diff_state_dict",
     "download_weights",
     "expected_shapes",
@@ -99,6 +106,7 @@ __all__ = [
     "resolve_weights",
     "sha256sum",
     "strip_module_prefix",
+    "verify_checkpoint",
     "verify_sha256",
     "weights_dir",
     "wrap_state_dict",

@@ -37,3 +37,19 @@ class UnknownCheckpointError(CheckpointError):
 
 class DownloadError(CheckpointError):
     """Downloading an official file failed (no network, no direct URL, HTTP error...)."""
+
+
+class CheckpointFileError(CheckpointError):
+    """A file given as a training checkpoint is not one, or not one this run can use.
+
+    The message is one line naming the file and what it is; ``path`` and ``what`` hold the parts.
+    """
+
+    def __init__(self, path: object, what: str) -> None:
+        super().__init__(f"'{path}' is {what}")
+        self.path = str(path)
+        self.what = what
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """``ckpt_path`` names no file, or ``ckpt_path=latest`` found no usable checkpoint."""

@@ -1,4 +1,4 @@
-"""Lightning callbacks of the platform: W&B id in checkpoints, timing, previews, results tables."""
+"""Lightning callbacks of the platform: checkpoint metadata and W&B id, timing, previews, results."""
 
 from __future__ import annotations
 
@@ -15,9 +15,27 @@ import torch
 from pytorch_lightning import Callback
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from faceprior.checkpoints.verify import METADATA_KEY, checkpoint_metadata
 from faceprior.utils.runtime import WANDB_ID_KEY, read_checkpoint_field
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointMetadata(Callback):
+    """Record the module class, experiment, task and faceprior version in every checkpoint.
+
+    Stored under ``checkpoint["faceprior"]``; loading (``ckpt_path=...``, ``latest``) checks it.
+    Added to every run by :func:`faceprior.runs.build_run`.
+    """
+
+    def __init__(self, experiment: str | None = None, task_name: str | None = None) -> None:
+        self.experiment = experiment
+        self.task_name = task_name
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[METADATA_KEY] = checkpoint_metadata(pl_module, self.experiment, self.task_name)
 
 
 class WandbRunIdInCheckpoint(Callback):

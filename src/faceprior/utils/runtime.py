@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +17,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning import Callback
 from pytorch_lightning.loggers import Logger
 
+from faceprior.checkpoints.atomic import orphans
+from faceprior.checkpoints.errors import CheckpointError, CheckpointNotFoundError
+from faceprior.checkpoints.latest import find_latest_checkpoint
+from faceprior.checkpoints.verify import qualified_name, verify_checkpoint
+
 log = logging.getLogger("faceprior")
 
 R = TypeVar("R")
 
 WANDB_ID_KEY = "wandb_run_id"
+#: errors whose message says everything (a file named and what it is): no traceback on the console
+ONE_LINE_ERRORS: tuple[type[Exception], ...] = (CheckpointError, CheckpointNotFoundError)
 
 
 def _is_multirun() -> bool:
@@ -43,6 +51,32 @@ def _finish_wandb(failed: bool) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
+def _file_handlers() -> list[logging.Handler]:
+    """The file handlers that records of ``log`` reach (Hydra's ``<task>.log``)."""
+    handlers: list[logging.Handler] = []
+    logger: logging.Logger | None = log
+    while logger is not None:
+        handlers += [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+        logger = logger.parent if logger.propagate else None
+    return handlers
+
+
+def _log_failure(err: Exception, console: bool) -> None:
+    """Log a failed task: one line for :data:`ONE_LINE_ERRORS` (traceback to the log file only)."""
+    if not isinstance(err, ONE_LINE_ERRORS):
+        log.exception("task failed: %s", err)
+        return
+    if console:
+        log.error("task failed: %s", err)
+    exc_info = (type(err), err, err.__traceback__)
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "task failed: %s", (err,), exc_info
+    )
+    for handler in _file_handlers():
+        if record.levelno >= handler.level:
+            handler.handle(record)
+
+
 def task_wrapper(
     fn: Callable[[DictConfig], tuple[dict[str, Any], dict[str, Any]]],
 ) -> Callable[[DictConfig], tuple[dict[str, Any], dict[str, Any]]]:
@@ -51,7 +85,7 @@ def task_wrapper(
     Always closes the W&B run (one run per multirun job). An exception is logged with its traceback
     and written to ``<output_dir>/FAILED``; in a multirun the job then returns a NaN metric so the
     sweep continues with the next job (Optuna records the trial as failed); in a single run it is
-    raised again.
+    raised again. For :data:`ONE_LINE_ERRORS` the traceback goes to the log file only.
     """
 
     @functools.wraps(fn)
@@ -61,20 +95,40 @@ def task_wrapper(
             return fn(cfg)
         except Exception as err:
             failed = True
-            log.exception("task failed: %s", err)
+            multirun = _is_multirun()
+            _log_failure(err, console=multirun)
             out_dir = Path(str(OmegaConf.select(cfg, "paths.output_dir", default=".")))
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 (out_dir / "FAILED").write_text(traceback.format_exc())
             except OSError:
                 pass
-            if _is_multirun():
+            if multirun:
                 log.error("multirun: continuing with the next job")
                 return {"failed": True, "error": repr(err)}, {}
             raise
         finally:
             _finish_wandb(failed)
             log.info("output dir: %s", OmegaConf.select(cfg, "paths.output_dir", default="?"))
+
+    return wrapped
+
+
+def cli_errors(fn: Callable[[DictConfig], R]) -> Callable[[DictConfig], R]:
+    """For a console script: exit with status 1 and the one-line message of :data:`ONE_LINE_ERRORS`.
+
+    The message is the last line on stderr; ``HYDRA_FULL_ERROR=1`` raises the exception instead
+    (the traceback is in the run's log file either way).
+    """
+
+    @functools.wraps(fn)
+    def wrapped(cfg: DictConfig) -> R:
+        try:
+            return fn(cfg)
+        except ONE_LINE_ERRORS as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            raise SystemExit(f"error: {err}") from err
 
     return wrapped
 
@@ -101,27 +155,63 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
     return instantiate_list(cfg, "logger")
 
 
-def find_latest_checkpoint(log_dir: str | Path, task_name: str) -> Path:
-    """The most recently written ``last.ckpt`` of the task's runs (for ``ckpt_path=latest``)."""
-    root = Path(log_dir) / task_name
-    candidates = sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise FileNotFoundError(f"ckpt_path=latest: no checkpoints/last.ckpt below '{root}'")
-    return candidates[-1]
+def experiment_name(cfg: DictConfig) -> str | None:
+    """The ``experiment=`` choice the config was composed with (``None``: no experiment).
+
+    ``experiment_name`` in the config wins (a stage of a multi-stage experiment sets it), then
+    ``hydra.runtime.choices`` stored in the config, then the running Hydra app's choices.
+    """
+    if "experiment_name" in cfg:
+        value = cfg.get("experiment_name")
+        return str(value) if value else None
+    stored = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
+    if stored is not None:
+        value = stored.get("experiment")
+        return str(value) if value else None
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        value = HydraConfig.get().runtime.choices.get("experiment")
+    except ValueError:  # outside a Hydra app
+        return None
+    return str(value) if value else None
 
 
-def resolve_checkpoint(cfg: DictConfig) -> str | None:
-    """Validate ``ckpt_path`` (a file, ``latest``, or null) and return it as a string."""
+def module_class_name(cfg: DictConfig) -> str | None:
+    """The qualified class name of ``cfg.model`` (what its checkpoints record), if any."""
+    target = OmegaConf.select(cfg, "model._target_", default=None)
+    if not target:
+        return None
+    try:
+        return qualified_name(hydra.utils.get_class(str(target)))
+    except Exception:  # an unimportable target fails later, with Hydra's own message
+        return None
+
+
+def resolve_checkpoint(
+    cfg: DictConfig, app: str = "faceprior-train", task_name: str | None = None
+) -> str | None:
+    """Resolve and verify ``ckpt_path`` (a file, ``latest``, or null); return it as a string.
+
+    The file must be a Lightning checkpoint of this config's module class and experiment
+    (:func:`~faceprior.checkpoints.verify.verify_checkpoint`; ``ckpt_verify=false`` makes another
+    experiment a warning). ``latest`` searches the runs of ``task_name`` (default: this task).
+    """
     value = cfg.get("ckpt_path")
     if value in (None, ""):
         return None
+    experiment, module = experiment_name(cfg), module_class_name(cfg)
     if str(value) == "latest":
-        path = find_latest_checkpoint(cfg.paths.log_dir, cfg.task_name)
-        log.info("ckpt_path=latest -> %s", path)
-        return str(path)
-    path = Path(str(value)).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path '{path}' does not exist")
+        task = task_name or str(cfg.task_name)
+        path = find_latest_checkpoint(cfg.paths.log_dir, task, experiment, module)
+    else:
+        path = Path(str(value)).expanduser()
+    strict = bool(cfg.get("ckpt_verify", True))
+    verify_checkpoint(path, module, experiment, app=app, strict=strict)
+    partial = orphans(path.parent)
+    if partial:
+        names = ", ".join(p.name for p in partial)
+        log.warning("%s also holds partial files of interrupted saves: %s", path.parent, names)
     return str(path)
 
 
