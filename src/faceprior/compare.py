@@ -142,7 +142,9 @@ def _data_key(entry: BenchmarkEntry) -> tuple[Any, ...] | None:
     if not isinstance(bench, dict):
         return None
     manifest = (bench.get("manifest") or {}).get("sha256")
-    return (bench.get("lq_root"), bench.get("gt_root"), bench.get("seed"), manifest)
+    # inputs degraded on the device are saved inside each run: their folder names no data
+    lq_root = None if bench.get("lq_saved_by_run") else bench.get("lq_root")
+    return (lq_root, bench.get("gt_root"), bench.get("seed"), manifest)
 
 
 def _lq_mismatch(bench: str, entries: dict[str, BenchmarkEntry]) -> list[str]:
