@@ -3,6 +3,10 @@
 Example::
 
     faceprior-eval experiment=quickstart ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+    faceprior-eval model=official weights=GFPGANv1.4 metrics=paper benchmark=[celeba_test] preflight=only
+
+The preflight (:mod:`faceprior.preflight`) checks the benchmark folders, every weights file and
+``ckpt_path`` first and reports all problems at once; ``preflight=only`` prints the report and exits.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from faceprior.runs import build_run
+from faceprior.preflight import run_preflight
+from faceprior.runs import benchmark_configs, build_run, exit_after_preflight
 from faceprior.utils.config import CONFIG_DIR, setup_config_system
 from faceprior.utils.runtime import cli_errors, resolve_checkpoint, task_wrapper
 
@@ -32,19 +37,24 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "experiment=gpen_paper_ffhq512 ckpt_path=<run>/gpen/checkpoints/last.ckpt"
         )
     official = str(OmegaConf.select(cfg, "model._target_", default="")).endswith("OfficialRestorer")
+    if official and not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path"):
+        raise ValueError(
+            "model=official evaluates the released weights (model.weights); drop ckpt_path"
+        )
+    if not official and OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ValueError(
+            "faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest), or "
+            "model=official model.weights=<registry name> for released weights"
+        )
+    only = run_preflight(cfg, app="faceprior-eval")
+    if only is not None:
+        return {}, {"preflight": only}
+    if not benchmark_configs(cfg):
+        raise ValueError("no benchmark to evaluate on: choose benchmarks with benchmark=[...]")
     if official:
         # released weights by name: nothing to restore from a training checkpoint
         ckpt_path = None
-        if not OmegaConf.is_missing(cfg, "ckpt_path") and cfg.get("ckpt_path"):
-            raise ValueError(
-                "model=official evaluates the released weights (model.weights); drop ckpt_path"
-            )
     else:
-        if OmegaConf.is_missing(cfg, "ckpt_path"):
-            raise ValueError(
-                "faceprior-eval needs ckpt_path=<file.ckpt> (or ckpt_path=latest), or "
-                "model=official model.weights=<registry name> for released weights"
-            )
         # ckpt_path=latest: the newest checkpoint of this experiment's training runs
         task = "train" if cfg.get("task_name") == "eval" else None
         ckpt_path = resolve_checkpoint(cfg, app="faceprior-eval", task_name=task)
@@ -58,7 +68,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 @cli_errors
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    _, run = evaluate(cfg)
+    if "preflight" in run:
+        exit_after_preflight(run["preflight"])
 
 
 if __name__ == "__main__":

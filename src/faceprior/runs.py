@@ -17,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from faceprior.checkpoints.atomic import AtomicCheckpointIO, remove_orphans
+from faceprior.data.benchmarks import unset_optional
+from faceprior.preflight import PreflightReport
 from faceprior.utils.callbacks import CheckpointMetadata
 from faceprior.utils.runtime import (
     experiment_name,
+    in_multirun,
     instantiate_callbacks,
     instantiate_loggers,
     print_config,
@@ -33,10 +36,28 @@ TEST_CHECKPOINTS = ("best", "last")
 DDP_NAMES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
+def benchmark_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """``cfg.benchmarks`` without the optional ones that have no folder (each left out with a
+    warning: e.g. ``val_folder``, the default of ``data=folder``, with ``data.val_root=null``)."""
+    kept = {}
+    for key, node in (cfg.get("benchmarks") or {}).items():
+        if node is None:
+            continue
+        if unset_optional(node):
+            log.warning(
+                "benchmarks.%s left out: %s",
+                key,
+                node.get("prepare") or "its folders are not configured",
+            )
+            continue
+        kept[str(key)] = node
+    return kept
+
+
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     """Degradation and benchmarks first, then the DataModule that uses them."""
     degradation = hydra.utils.instantiate(cfg.degradation)
-    benchmarks = {k: hydra.utils.instantiate(v) for k, v in (cfg.get("benchmarks") or {}).items()}
+    benchmarks = {k: hydra.utils.instantiate(v) for k, v in benchmark_configs(cfg).items()}
     return hydra.utils.instantiate(cfg.data, degradation=degradation, benchmarks=benchmarks)
 
 
@@ -154,3 +175,10 @@ def test_checkpoint(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningMod
     if stored is None or int(stored) != done:
         trainer.save_checkpoint(last)
     return str(last)
+
+
+def exit_after_preflight(report: PreflightReport) -> None:
+    """End a ``preflight=only`` run: exit status 0 when the config is ready, 1 otherwise (in a
+    multirun every job prints its report and the sweep goes on)."""
+    if not in_multirun():
+        raise SystemExit(0 if report.ok else 1)

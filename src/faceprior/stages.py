@@ -19,6 +19,8 @@ data, degradation, seed and test metrics for every method). A stage's ``inputs``
         inputs: {model.decoder_prior: prior/generator_ema}
 
 ``stages.json`` in the experiment's output folder lists every stage's folder, exports and metrics.
+Every selected stage is preflighted (:mod:`faceprior.preflight`) before the first one starts, in
+one report; the files a stage reads from an earlier stage's exports are not checked.
 With a top-level ``compare: {names: [...]}`` the stages' test results are then put side by side by
 ``faceprior-compare`` into ``<output_dir>/compare`` (e.g. ``experiment=gfpgan_vs_gpen_tiny``).
 
@@ -43,6 +45,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from faceprior.checkpoints.io import export_checkpoint, save_generator_pair
+from faceprior.preflight import (
+    PreflightReport,
+    check_config,
+    finish,
+    preflight_mode,
+    title,
+)
 
 log = logging.getLogger("faceprior")
 
@@ -145,21 +154,19 @@ def selected_stages(cfg: DictConfig) -> list[str]:
     return [n for n in names if n in wanted]
 
 
-def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train the selected stages of ``cfg.stages`` in order (:func:`selected_stages`); returns the
-    last stage's metrics and runs."""
+#: one selected stage: name, its overrides (without inputs), its inputs (key -> "stage/export")
+StagePlan = tuple[str, list[str], dict[str, str]]
+
+
+def stage_plan(cfg: DictConfig) -> list[StagePlan]:
+    """The selected stages of ``cfg.stages`` in order, with the overrides each is composed with."""
     stages = cfg.stages
     if not isinstance(stages, DictConfig) or not stages:
         raise ValueError("stages must be a mapping of stage name -> {overrides, inputs}")
     chosen = selected_stages(cfg)
-    root = Path(str(cfg.paths.output_dir))
-    paths = OmegaConf.to_container(cfg.paths, resolve=True)
     inherited = parent_overrides(cfg)
-    exports: dict[str, dict[str, str]] = {}
-    summary: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    runs: dict[str, Any] = {}
     shared = [str(o) for o in cfg.get("stage_overrides") or []]
+    plan: list[StagePlan] = []
     for key, stage in stages.items():
         name = str(key)
         if name not in chosen:
@@ -168,16 +175,57 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
         if unknown:
             raise ValueError(f"stages.{name}: unknown keys {sorted(unknown)} (overrides, inputs)")
         overrides = [*map(str, stage.get("overrides") or []), *shared, *inherited]
-        overrides += _stage_inputs(name, stage.get("inputs") or {}, exports)
+        inputs = {str(k): str(v) for k, v in (stage.get("inputs") or {}).items()}
+        plan.append((name, overrides, inputs))
+    return plan
+
+
+def compose_in(cfg: DictConfig, name: str, overrides: list[str]) -> DictConfig:
+    """One stage's config: composed from ``overrides``, writing to ``<output_dir>/<name>``."""
+    stage_cfg = compose_stage(overrides)
+    if stage_cfg.get("stages"):
+        raise ValueError(f"stages.{name}: a stage cannot itself have stages")
+    with open_dict(stage_cfg):
+        stage_cfg.paths = OmegaConf.create(OmegaConf.to_container(cfg.paths, resolve=True))
+        stage_cfg.paths.output_dir = str(Path(str(cfg.paths.output_dir)) / name)
+        # the stage's own experiment, recorded in its checkpoints (not the multi-stage one)
+        stage_cfg.experiment_name = override_value(overrides, "experiment")
+    return stage_cfg
+
+
+def preflight_stages(
+    cfg: DictConfig, plan: list[StagePlan], app: str = "faceprior-train"
+) -> PreflightReport | None:
+    """Check every selected stage before the first starts, in one report (``cfg.preflight``);
+    files a stage reads from an earlier stage's exports are not checked. Returns the report only
+    for ``preflight=only``."""
+    mode = preflight_mode(cfg)
+    if mode is False:
+        return None
+    names = ", ".join(name for name, _, _ in plan)
+    report = PreflightReport(f"{title(cfg, app)} (stages {names})")
+    for name, overrides, inputs in plan:
+        stage_cfg = compose_in(cfg, name, overrides)
+        report.merge(check_config(stage_cfg, app, provided=inputs), scope=name)
+    return finish(report, mode)
+
+
+def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train the selected stages of ``cfg.stages`` in order (:func:`selected_stages`); returns the
+    last stage's metrics and runs. Every stage is preflighted before the first one starts."""
+    plan = stage_plan(cfg)
+    only = preflight_stages(cfg, plan)
+    if only is not None:
+        return {}, {"preflight": only}
+    root = Path(str(cfg.paths.output_dir))
+    exports: dict[str, dict[str, str]] = {}
+    summary: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    runs: dict[str, Any] = {}
+    for name, planned, inputs in plan:
+        overrides = [*planned, *_stage_inputs(name, inputs, exports)]
         log.info("stage %s: %s", name, " ".join(overrides))
-        stage_cfg = compose_stage(overrides)
-        if stage_cfg.get("stages"):
-            raise ValueError(f"stages.{name}: a stage cannot itself have stages")
-        with open_dict(stage_cfg):
-            stage_cfg.paths = OmegaConf.create(paths)
-            stage_cfg.paths.output_dir = str(root / name)
-            # the stage's own experiment, recorded in its checkpoints (not the multi-stage one)
-            stage_cfg.experiment_name = override_value(overrides, "experiment")
+        stage_cfg = compose_in(cfg, name, overrides)
         metrics, run = train_fn(stage_cfg)
         model = run.get("model")
         exports[name] = export_stage(model, root / name / "exports") if model else {}
@@ -190,7 +238,7 @@ def run_stages(cfg: DictConfig, train_fn: TrainFn) -> tuple[dict[str, Any], dict
         }
         root.mkdir(parents=True, exist_ok=True)
         (root / "stages.json").write_text(json.dumps(summary, indent=2))
-    if cfg.get("compare") is not None and len(chosen) == len(stages):
+    if cfg.get("compare") is not None and len(plan) == len(cfg.stages):
         summary["compare"] = compare_stages(root, list(summary), cfg.compare)
         (root / "stages.json").write_text(json.dumps(summary, indent=2))
     return metrics, {"stages": runs, **(runs[list(runs)[-1]] if runs else {})}

@@ -4,7 +4,8 @@ Every file a configuration can need is registered once (:data:`faceprior.checkpo
 network checkpoints, loss networks and metric files. ``list`` shows them all, ``download`` and
 ``verify --name`` take any registered name; ``convert`` and ``export`` work on network files.
 
-Exit status: 0 success, 1 verification/download failure, 2 bad usage or unreadable file.
+Exit status: 0 success, 1 verification/download failure (or an unexpected error), 2 bad usage
+or unreadable file. Errors are one line on stderr; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from faceprior.checkpoints.registry import (
     signature,
 )
 from faceprior.checkpoints.weights import download_weights, locate_weights, weights_dir
+from faceprior.clitools import add_debug_flag, run_cli
 
 
 def _hash_cell(spec: WeightsFile) -> str:
@@ -261,18 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="weights directory (default: $FACEPRIOR_WEIGHTS_DIR)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.set_defaults(func=_cmd_download)
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status (errors as one line, ``--debug`` for tracebacks)."""
     args = build_parser().parse_args(argv)
-    try:
-        status: int = args.func(args)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, DownloadError | ChecksumError) else 2
-    return status
+    codes = (
+        (DownloadError, 1),
+        (ChecksumError, 1),
+        (CheckpointError, 2),
+        (OSError, 2),
+        (ValueError, 2),
+    )
+    return run_cli("faceprior-weights", lambda: int(args.func(args)), args, codes)
 
 
 if __name__ == "__main__":

@@ -128,6 +128,10 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> Any:
         ) from exc
     except (RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:  # the unpickler choked
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (torch.load: {type(exc).__name__} {exc})"
+        ) from exc
 
 
 def load_state_dict_file(

@@ -268,6 +268,14 @@ def _file_specs() -> list[WeightsFile]:
     )
     return [
         WeightsFile(
+            "stylegan2_concat_ffhq512", "stylegan2_concat_ffhq512.pth", None,
+            page="not released: train it with `faceprior-train experiment=gpen_prior_ffhq512`, then "
+            "`faceprior-weights export <run>/checkpoints/last.ckpt stylegan2_concat_ffhq512.pth`",
+            purposes=("network",), config_keys=("model.decoder_prior",),
+            note="GPEN stage-1 prior (concatenating StyleGAN2, params_ema layout) that "
+            "experiment=gpen_paper_ffhq512 reads; experiment=gpen_two_stage makes and hands it over",
+        ),
+        WeightsFile(
             "vgg19", "vgg19-dcbb9e9d.pth", f"{_TORCHVISION}/vgg19-dcbb9e9d.pth",
             sha256_prefix="dcbb9e9d", purposes=("loss",),
             config_keys=("model.generator_losses.perceptual.weights_path",),

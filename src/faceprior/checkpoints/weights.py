@@ -94,11 +94,12 @@ def missing_weights_message(spec: WeightsFile, folder: Path) -> str:
             f"weights '{spec.name}' not found: {spec.filename} should have been installed with "
             f"the package as {spec.bundled}; reinstall it (original source: {spec.source()})."
         )
-    how = (
-        f"run `faceprior-weights download {spec.name}` or download {spec.url}"
-        if spec.url
-        else f"download it from {spec.source()}"
-    )
+    if spec.url:
+        how = f"run `faceprior-weights download {spec.name}` or download {spec.url}"
+    elif "://" in spec.source():
+        how = f"download it from {spec.source()}"
+    else:  # not released: how to make it
+        how = spec.source()
     return (
         f"weights '{spec.name}' not found: expected the file {spec.filename} in {folder}. "
         f"To get it, {how} and put it in {folder} (or set {ENV_VAR} to the folder that holds it)."
@@ -137,9 +138,10 @@ def download_weights(name: str, weights_dir: str | Path | None = None, timeout: 
             f"'{spec.name}' is installed with a package ({spec.bundled}); nothing to download"
         )
     if spec.url is None:
+        where = spec.source()
+        where = f"get {spec.filename} from {where}" if "://" in where else where
         raise DownloadError(
-            f"'{spec.name}' has no direct download URL; get {spec.filename} from "
-            f"{spec.source()} and put it in {folder}"
+            f"'{spec.name}' has no direct download URL; {where} and put it in {folder}"
         )
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", dir=folder)

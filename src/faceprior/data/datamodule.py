@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,8 @@ from faceprior.data.screening import screen_source
 from faceprior.data.sources import open_source
 from faceprior.data.synthetic import SyntheticSplits
 from faceprior.degradation import Degradation, eval_seeds
+
+log = logging.getLogger(__name__)
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -85,6 +88,12 @@ class FaceDataModule(pl.LightningDataModule):
         for key, bench in self.benchmarks.items():
             if bench.name != key:
                 raise ValueError(f"benchmarks.{key} has name '{bench.name}'; they must match")
+        if isinstance(synthetic, Mapping) and synthetic.get("root") is None:
+            # e.g. experiment=quickstart data=folder: the experiment's counts, but no synthetic data
+            log.info(
+                "data.synthetic has no root (the data is not synthetic): its settings are unused"
+            )
+            synthetic = None
         if isinstance(synthetic, Mapping):
             synthetic = SyntheticSplits(**synthetic)
         self.synthetic = synthetic

@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import Progress
 
+from faceprior.clitools import add_debug_flag, debugging, print_error, run_cli
 from faceprior.data.prepare import (
     PrepareError,
     SynthResult,
@@ -50,6 +51,7 @@ from faceprior.data.prepare import (
 from faceprior.data.prepare_sets_cli import add_subcommands, int_at_least
 
 log = logging.getLogger("faceprior.data.prepare")
+PROG = "faceprior-prepare"
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_synth_benchmark(sub)
     add_subcommands(sub)
-    return parser
+    return add_debug_flag(parser)
 
 
 def _synth_settings(args: argparse.Namespace) -> tuple[SynthSettings, Preset | None]:
@@ -234,12 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        code: int = args.handler(args)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return run_cli(PROG, lambda: _handle(args), args)
     finally:
         log.removeHandler(handler)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """Run the subcommand; a :class:`PrepareError` is its one-line message and exit code."""
+    try:
+        code: int = args.handler(args)
+    except PrepareError as exc:
+        if debugging(args):
+            raise
+        print_error(PROG, exc)
+        return exc.exit_code
     return code
 
 

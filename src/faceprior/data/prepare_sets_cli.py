@@ -333,4 +333,6 @@ def _fid_stats(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         weights_dir=weights,
+        prog="faceprior-prepare",
+        debug=bool(getattr(args, "debug", False)),
     )

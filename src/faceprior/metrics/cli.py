@@ -6,7 +6,8 @@ Example::
         --metrics psnr,ssim,lpips,fid,idd,lmd --fid-stats inception_FFHQ_512 --out r.json
 
 Files are paired by name stem and read with OpenCV as 8-bit images. Network weights are looked
-up in ``$FACEPRIOR_WEIGHTS_DIR`` (default ``~/.cache/faceprior/weights``). The JSON output is
+up in ``--weights-dir``, else ``$FACEPRIOR_WEIGHTS_DIR`` (default ``~/.cache/faceprior/weights``).
+Errors are one line on stderr (``--debug`` shows the traceback). The JSON output is
 ``{"mean": {metric: value}, "per_image": {stem: {metric: value}}, "protocol": {...}}``; PSNR of
 identical images is ``Infinity`` (as BasicSR) and undefined values are ``null``.
 """
@@ -26,6 +27,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from faceprior.checkpoints.weights import DEFAULT_WEIGHTS_DIR, ENV_VAR
+from faceprior.clitools import add_debug_flag, run_cli
 from faceprior.metrics.folders import PairingError, list_images
 from faceprior.metrics.scoring import (
     METRIC_NAMES,
@@ -35,6 +38,7 @@ from faceprior.metrics.scoring import (
 )
 from faceprior.metrics.weights import MissingWeightsError
 
+PROG = "faceprior-metrics"
 _HIGHER_IS_BETTER = {"psnr", "ssim", "psnr_y", "ssim_y"}
 
 
@@ -68,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-unpaired", action="store_true", help="ignore unpaired/mismatched files"
     )
-    return parser
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        help=f"folder with the metric weights (default: ${ENV_VAR} or {DEFAULT_WEIGHTS_DIR})",
+    )
+    return add_debug_flag(parser)
 
 
 def _fmt(value: float | None) -> str:
@@ -120,6 +130,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         device=args.device,
         batch_size=args.batch_size,
         skip_unpaired=args.skip_unpaired,
+        weights_dir=args.weights_dir,
     )
     total = len(list_images(args.restored_dir))
     with Progress(console=console, transient=True, disable=total < 50) as bar:
@@ -134,14 +145,26 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 for usage/input errors)."""
+    """Entry point; returns the process exit code (2 for usage/input errors, 1 for others; one
+    line on stderr, ``--debug`` for the traceback)."""
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
-    try:
-        results = run(args, console)
-    except (PairingError, MissingWeightsError, FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
-        return 2
+    found: dict[str, Any] = {}
+
+    def score() -> int:
+        try:
+            found.update(run(args, console))
+        except MissingWeightsError as err:  # name this command's own flag too
+            if args.weights_dir is not None:
+                raise
+            raise MissingWeightsError(f"{err} ({PROG}: --weights-dir DIR)") from err
+        return 0
+
+    codes = ((PairingError, 2), (MissingWeightsError, 2), (OSError, 2), (ValueError, 2))
+    status = run_cli(PROG, score, args, codes)
+    if status:
+        return status
+    results = found
     print_table(results, Console())
     for skipped in results["protocol"]["skipped"]:
         console.print(f"skipped: {skipped}", highlight=False)

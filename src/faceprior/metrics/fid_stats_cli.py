@@ -21,10 +21,13 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
+from faceprior.clitools import add_debug_flag, debugging, print_error, run_cli
 from faceprior.metrics.fid import FID
 from faceprior.metrics.folders import PairingError, load_batches, pair_folders
 from faceprior.metrics.frechet import save_reference_stats
 from faceprior.metrics.weights import MissingWeightsError, file_sha256
+
+PROG = "faceprior-fid-stats"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder with pt_inception-2015-12-05-6726825d.pth (default: the platform weights dir)",
     )
-    return parser
+    return add_debug_flag(parser)
 
 
 def compute_folder_stats(
@@ -82,9 +85,12 @@ def write_stats(
     weights_dir: Path | None = None,
     metric: FID | None = None,
     console: Console | None = None,
+    prog: str = PROG,
+    debug: bool = False,
 ) -> int:
     """Build the FID metric (unless ``metric`` is given), save the folder's statistics to ``out``
-    and print where; returns the exit code (2 for input errors and missing weights)."""
+    and print where; returns the exit code (2 for input errors and missing weights, printed as one
+    line ``PROG: error: ...``; ``FACEPRIOR_DEBUG=1`` raises them)."""
     console = console or Console(stderr=True)
     try:
         if metric is None:
@@ -93,8 +99,12 @@ def write_stats(
         path = compute_folder_stats(
             folder, out, name or folder.name, metric, batch_size, num_images, console
         )
-    except (PairingError, MissingWeightsError, FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+    except (PairingError, MissingWeightsError, OSError, ValueError) as err:
+        if debug or debugging():
+            raise
+        if isinstance(err, MissingWeightsError):
+            err = MissingWeightsError(f"{err} (--weights-dir DIR)")
+        print_error(prog, err)
         return 2
     print(f"wrote {path} ({int(metric.pred_count)} images, sha256 {file_sha256(path)})")
     return 0
@@ -103,6 +113,10 @@ def write_stats(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for input errors)."""
     args = build_parser().parse_args(argv)
+    return run_cli(PROG, lambda: _write(args), args)
+
+
+def _write(args: argparse.Namespace) -> int:
     return write_stats(
         args.folder,
         args.out,
@@ -111,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         batch_size=args.batch_size,
         weights_dir=args.weights_dir,
+        debug=args.debug,
     )
 
 

@@ -39,6 +39,8 @@ class ScoringOptions:
     device: str = "cpu"
     batch_size: int = 8
     skip_unpaired: bool = False
+    #: folder with the metric weights (None: ``$FACEPRIOR_WEIGHTS_DIR`` or the default)
+    weights_dir: str | Path | None = None
 
 
 def default_metrics(has_gt: bool, fid_stats: str | None) -> list[str]:
@@ -53,17 +55,17 @@ def build_metric(name: str, options: ScoringOptions) -> Metric:
     from faceprior.metrics import NIQE, PSNR, SSIM, LandmarkDistance
     from faceprior.metrics.lpips_metric import LPIPS
 
-    crop = options.crop_border
+    crop, folder = options.crop_border, options.weights_dir
     factories: dict[str, Callable[[], Metric]] = {
         "psnr": lambda: PSNR(crop_border=crop),
         "psnr_y": lambda: PSNR(crop_border=crop, test_y_channel=True),
         "ssim": lambda: SSIM(crop_border=crop),
         "ssim_y": lambda: SSIM(crop_border=crop, test_y_channel=True),
         "niqe": lambda: NIQE(crop_border=crop),
-        "lpips": lambda: LPIPS(net="vgg"),
-        "fid": lambda: FID(reference_stats=options.fid_stats),
-        "idd": lambda: IdentityDistance(),
-        "lmd": lambda: LandmarkDistance(),
+        "lpips": lambda: LPIPS(net="vgg", weights_dir=folder),
+        "fid": lambda: FID(reference_stats=options.fid_stats, weights_dir=folder),
+        "idd": lambda: IdentityDistance(weights_dir=folder),
+        "lmd": lambda: LandmarkDistance(weights_dir=folder),
     }
     if name not in factories:
         raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRIC_NAMES)}")

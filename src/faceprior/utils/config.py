@@ -24,6 +24,11 @@ def _ensure_dir(path: str) -> str:
     return path
 
 
+def _default(value: object, fallback: object) -> object:
+    """``value`` unless it is null, else ``fallback`` (``oc.select`` returns a null value as is)."""
+    return fallback if value is None else value
+
+
 def _sweep_group() -> str:
     """The sweep folder's name inside a multirun job (its W&B group), else ``""`` (no group)."""
     try:
@@ -47,7 +52,8 @@ def register_resolvers() -> None:
     database's) before the sweep starts. ``${faceprior.cwd:}`` is the launch directory; unlike
     ``${hydra:runtime.cwd}`` it also resolves before Hydra's runtime config exists (sweep dirs).
     ``${faceprior.sweep_group:}`` is the sweep folder's name in a multirun job and ``""`` otherwise:
-    the W&B group, so a sweep's jobs are grouped together.
+    the W&B group, so a sweep's jobs are grouped together. ``${faceprior.default:VALUE,FALLBACK}`` is
+    ``VALUE`` unless it is null (e.g. ``data.synthetic.root`` when the data is not synthetic).
     """
     if not OmegaConf.has_resolver("faceprior.uid"):
         OmegaConf.register_new_resolver("faceprior.uid", _uid, use_cache=True)
@@ -55,6 +61,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("faceprior.cwd", os.getcwd)
     if not OmegaConf.has_resolver("faceprior.sweep_group"):
         OmegaConf.register_new_resolver("faceprior.sweep_group", _sweep_group)
+    if not OmegaConf.has_resolver("faceprior.default"):
+        OmegaConf.register_new_resolver("faceprior.default", _default)
     if not OmegaConf.has_resolver("faceprior.ensure_dir"):
         OmegaConf.register_new_resolver("faceprior.ensure_dir", _ensure_dir)
 

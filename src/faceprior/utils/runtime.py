@@ -27,8 +27,19 @@ log = logging.getLogger("faceprior")
 R = TypeVar("R")
 
 WANDB_ID_KEY = "wandb_run_id"
+
+
+class ReportError(Exception):
+    """An error whose message is a complete report for the user (e.g. the preflight's): shown as
+    it is, without a traceback (which goes to the run's log file)."""
+
+
 #: errors whose message says everything (a file named and what it is): no traceback on the console
-ONE_LINE_ERRORS: tuple[type[Exception], ...] = (CheckpointError, CheckpointNotFoundError)
+ONE_LINE_ERRORS: tuple[type[Exception], ...] = (
+    CheckpointError,
+    CheckpointNotFoundError,
+    ReportError,
+)
 
 
 def _is_multirun() -> bool:
@@ -39,6 +50,11 @@ def _is_multirun() -> bool:
         return bool(HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN)
     except Exception:  # outside a Hydra app
         return False
+
+
+def in_multirun() -> bool:
+    """Whether this is a job of a Hydra multirun."""
+    return _is_multirun()
 
 
 def _finish_wandb(failed: bool) -> None:
@@ -239,11 +255,16 @@ def resume_wandb_run(cfg: DictConfig, ckpt_path: str | None) -> None:
         log.info("resuming W&B run %s from %s", run_id, ckpt_path)
 
 
-def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
-    """The optimised metric for sweeps; NaN when it was never logged."""
+def metric_value(metrics: dict[str, Any], name: str | None, required: bool = True) -> float | None:
+    """The optimised metric for sweeps; NaN when it was never logged (an error when
+    ``required``; otherwise, e.g. with ``train=false`` or no validation data, an info line and
+    None)."""
     if not name:
         return None
     if name not in metrics:
+        if not required:
+            log.info("optimized_metric '%s' was not logged (nothing was validated)", name)
+            return None
         log.error("optimized_metric '%s' was not logged; available: %s", name, sorted(metrics))
         return math.nan
     value = metrics[name]

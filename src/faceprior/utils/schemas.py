@@ -15,7 +15,10 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class SyntheticSchema:
-    root: str = "???"
+    """``data.synthetic``: generated faces. Without ``root`` (data that is not synthetic, e.g.
+    ``experiment=quickstart data=folder``) the counts are ignored."""
+
+    root: str | None = None
     size: int = 64
     seed: int = 0
     train: int = 512
