@@ -178,15 +178,19 @@ def test_core_reproduces_the_pre_core_gfpgan_fixture() -> None:
                 assert mine[key] == value, (i, key)
             else:
                 # another CPU model picks other SIMD kernels (oneDNN/ATen); float32 last-bit
-                # differences grow through 5 GAN iterations to ~3e-5 relative (measured with
-                # ATEN_CPU_CAPABILITY=avx2); a wrong lr or order changes them by > 10%
-                assert mine[key] == pytest.approx(value, rel=2e-3, abs=1e-7), (i, key)
+                # differences grow through 5 GAN iterations: ~3e-5 relative with
+                # ATEN_CPU_CAPABILITY=avx2, up to 3.1e-3 (the gradient norms; the losses stay
+                # below 2e-3) on an Intel Xeon against this AMD EPYC recording; a wrong lr or
+                # order changes them by > 10% (test_fixture_detects_the_official_d_learning_rate)
+                assert mine[key] == pytest.approx(value, rel=1e-2, abs=1e-7), (i, key)
     for name, theirs in ref["params"].items():
         if same_machine:
             assert stats[name]["sha256"] == theirs["sha256"], name
         else:  # see above; the parameter sum cancels, so it is compared against the norm
+            # (measured on an Intel Xeon against the AMD EPYC recording: sq 2e-7 relative, the
+            # D sum 2.3e-4 of the norm)
             assert stats[name]["sq"] == pytest.approx(theirs["sq"], rel=1e-5), name
-            assert abs(stats[name]["sum"] - theirs["sum"]) < 1e-4 * math.sqrt(theirs["sq"]), name
+            assert abs(stats[name]["sum"] - theirs["sum"]) < 1e-3 * math.sqrt(theirs["sq"]), name
 
 
 def test_fixture_detects_the_official_d_learning_rate() -> None:
