@@ -198,14 +198,26 @@ def save_generator_pair(
     return out
 
 
-def _sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+def sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries under ``prefix.`` with the prefix removed (e.g. ``net_g_ema`` of a module)."""
     head = prefix + "."
     return {k[len(head) :]: v for k, v in state_dict.items() if k.startswith(head)}
 
 
+def lightning_state_dict(
+    path: str | Path, trusted: bool = False
+) -> tuple[Any, Mapping[str, Tensor]]:
+    """The checkpoint object and its ``state_dict`` (a :class:`CheckpointError` if it has none)."""
+    ckpt = read_checkpoint(path, trusted)
+    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
+    return ckpt, state
+
+
 def _trained_generator(src: str | Path, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     for prefix in TRAINED_PREFIXES:
-        if params := _sub_state_dict(state, prefix):
+        if params := sub_state_dict(state, prefix):
             return params
     heads = sorted({k.split(".", 1)[0] for k in state})
     raise CheckpointError(
@@ -235,11 +247,8 @@ def export_training_checkpoint(
         raise ValueError(f"export layout must be one of {EXPORT_LAYOUTS}, got {layout!r}")
     if part not in EXPORT_PARTS:
         raise ValueError(f"export part must be one of {EXPORT_PARTS}, got {part!r}")
-    ckpt = read_checkpoint(src, trusted)
-    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{src} is not a Lightning checkpoint (no 'state_dict' entry)")
-    net_d = _sub_state_dict(state, DISCRIMINATOR_PREFIX)
+    ckpt, state = lightning_state_dict(src, trusted)
+    net_d = sub_state_dict(state, DISCRIMINATOR_PREFIX)
     out: dict[str, Any]
     if part == "discriminator":
         if not net_d:
@@ -248,7 +257,7 @@ def export_training_checkpoint(
         counts = {"discriminator": len(net_d)}
     else:
         params = _trained_generator(src, state)
-        params_ema = _sub_state_dict(state, EMA_PREFIX) or params
+        params_ema = sub_state_dict(state, EMA_PREFIX) or params
         if layout == "gfpgan":
             counts = {"params": len(params), "params_ema": len(params_ema)}
             return save_generator_pair(params, params_ema, dst), counts

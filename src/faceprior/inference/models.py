@@ -160,11 +160,6 @@ def load_official_file(
     return FaceModel(net, face_size=size, name=spec.name, info=info)
 
 
-def _sub_state_dict(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    head = prefix + "."
-    return {k[len(head) :]: v for k, v in state.items() if k.startswith(head)}
-
-
 def _run_config(path: Path, config: str | Path | None, experiment: str | None) -> Any:
     """The training run's config: given, next to the run (``.hydra/config.yaml``), or composed."""
     from omegaconf import OmegaConf
@@ -204,18 +199,19 @@ def load_training_checkpoint(
     the template defaults to ``ffhq`` whatever the network family.
     """
     from faceprior.checkpoints.errors import CheckpointError
-    from faceprior.checkpoints.io import load_state_dict_checked, read_checkpoint
+    from faceprior.checkpoints.io import (
+        lightning_state_dict,
+        load_state_dict_checked,
+        sub_state_dict,
+    )
 
     path = Path(path).expanduser()
-    ckpt = read_checkpoint(path, trusted)
-    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
-    prefix = next((p for p in GENERATOR_PREFIXES if _sub_state_dict(state, p)), None)
+    ckpt, state = lightning_state_dict(path, trusted)
+    prefix = next((p for p in GENERATOR_PREFIXES if sub_state_dict(state, p)), None)
     if prefix is None:
         heads = sorted({k.split(".", 1)[0] for k in state})
         raise CheckpointError(f"{path}: no generator under {GENERATOR_PREFIXES} (found {heads})")
-    weights = _sub_state_dict(state, prefix)
+    weights = sub_state_dict(state, prefix)
     meta = ckpt.get("faceprior") or {}
     info: dict[str, Any] = {**_file_info(path), "weights": prefix, "checkpoint": dict(meta)}
     matches = _restorer_matches(weights)
