@@ -11,6 +11,7 @@ extra; they skip without it.
 from __future__ import annotations
 
 import copy
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -299,21 +300,40 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert export_cli.main(["--weights-dir", str(tmp_path), *args]) == 2
         return capsys.readouterr().err
 
-    err = fails("--model", "GFPGANv9", "--out", "x.onnx")
+    # .pt outputs: these errors come from resolving the model, which must not depend on whether
+    # the optional ONNX packages are installed (CI runs without them)
+    err = fails("--model", "GFPGANv9", "--out", "x.pt")
     assert "unknown model 'GFPGANv9'" in err and "GFPGANv1.4" in err and "GPEN-BFR-512" in err
-    err = fails("--model", "GFPGANv1.4", "--out", "x.onnx")  # empty weights dir
+    err = fails("--model", "GFPGANv1.4", "--out", "x.pt")  # empty weights dir
     assert "GFPGANv1.4.pth" in err and str(tmp_path) in err
     assert "https://github.com/TencentARC/GFPGAN/releases" in err
     err = fails("--model", "GPEN-BFR-512", "--weights", str(tmp_path / "no.pth"), "--out", "x.pt")
     assert f"weights file not found: {tmp_path / 'no.pth'}" in err and "GPEN-BFR-512.pth" in err
     err = fails("--model", "gpen", "--format", "tflite", "--out", "x.tflite")
     assert "unsupported format 'tflite'" in err
-    err = fails("--model", "GPEN-BFR-512-D", "--out", "x.onnx")
+    err = fails("--model", "GPEN-BFR-512-D", "--out", "x.pt")
     assert "not a restoration generator" in err
     _official_file(tmp_path, "GPEN-BFR-256")
     err = fails("--model", "GPEN-BFR-256", "--size", "512", "--out", "x.pt")
     assert "--size 512 does not fit" in err and "256x256" in err
     assert not list(Path.cwd().glob("x.*"))
+
+
+def test_onnx_without_the_extra_names_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def hide_onnx(name: str, *args: object) -> object:
+        return None if name in ("onnx", "onnxscript") else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", hide_onnx)
+    rc = export_cli.main(["--weights-dir", str(tmp_path), "--model", "GPEN-BFR-512",
+                          "--out", str(tmp_path / "g.onnx")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs the optional packages onnx, onnxscript" in err
+    assert "pip install -c constraints.txt -e '.[onnx]'" in err
+    assert not (tmp_path / "g.onnx").exists()
 
 
 def test_cli_exits_1_when_parity_fails(
