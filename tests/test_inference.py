@@ -39,7 +39,7 @@ from faceprior.inference.templates import (
     invert_affine,
     resize_matrix,
 )
-from faceprior.inference.warp import align_faces, feather_mask, paste_faces
+from faceprior.inference.warp import FEATHER_SIGMA, align_faces, feather_mask, paste_faces
 from faceprior.nets import GFPGANv1Clean
 
 SIZE = 64
@@ -320,6 +320,39 @@ def test_parse_mask_from_a_local_parsenet_file(tmp_path) -> None:
     assert m[..., 0, :].max() == 0 and m[..., :, -1].max() == 0
     restorer = FaceRestorer(FaceModel(tiny_gfpgan()), aligned=True, mask=mask, device="cpu")
     assert restorer.describe()["mask"]["kind"] == "parse"
+
+
+class _HalfBackground(nn.Module):
+    """A stand-in parser: background (label 0) on the left half, skin (label 1) on the right."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        logits = torch.zeros((x.shape[0], 19, *x.shape[-2:]))
+        logits[:, 0, :, : x.shape[-1] // 2] = 1.0
+        logits[:, 1, :, x.shape[-1] // 2 :] = 1.0
+        return logits, None
+
+
+def test_parse_mask_has_no_hard_edge(tmp_path) -> None:
+    """A hard label step inside the crop comes out as a blurred step: at 512 px the mask changes by
+    at most 1.1 (1 / (s_p sqrt(2 pi)) + 1 / (s_f sqrt(2 pi))) per pixel, s_p = 11 sqrt(2) px (the
+    parsing blur) and s_f = 8 px (the feathered square it is multiplied by; |d(ab)| <= |da| + |db|
+    for a, b in [0, 1]); 10 % for the sampled kernels. The step itself is still there: the slope
+    across it reaches 90 % of a blurred step's peak, and the background half is masked out."""
+    from facexlib.parsing.parsenet import ParseNet
+
+    from faceprior.inference import ParseMask
+    from faceprior.inference.masks import PARSE_SIGMA_512
+
+    torch.save(ParseNet(512, 512, 19).state_dict(), tmp_path / "parsing_parsenet.pth")
+    mask = ParseMask(tmp_path)
+    mask.net = _HalfBackground()
+    m = mask(torch.rand((1, 3, 512, 512)))[0, 0]
+    peak = 1.0 / math.sqrt(2 * math.pi)
+    steepest = max(m.diff(dim=d).abs().max().item() for d in (0, 1))
+    assert steepest <= 1.1 * (peak / PARSE_SIGMA_512 + peak / (FEATHER_SIGMA * 512))
+    across = m[256].diff().abs()[200:312].max().item()  # the label step, away from the square
+    assert across >= 0.9 * peak / PARSE_SIGMA_512
+    assert m[256, 100].item() < 1e-3 and m[256, 400].item() > 0.99
 
 
 def test_feather_mask_maker_broadcasts_over_the_batch() -> None:
