@@ -172,6 +172,29 @@ def test_cli_convert_between_layouts(
     assert main(["verify", str(dst), "--name", COMPONENT]) == 0
 
 
+def test_cli_random_writes_a_seeded_stand_in_in_the_official_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dst = tmp_path / "w" / "GFPGANv1_net_d_left_eye.pth"
+    assert main(["random", COMPONENT, str(dst), "--seed", "3"]) == 0
+    assert "randomly initialised" in capsys.readouterr().out
+    spec = get_spec(COMPONENT)
+    torch.manual_seed(3)
+    expected = spec.build(dict(spec.kwargs)).state_dict()
+    raw = torch.load(dst, weights_only=True)
+    sd = raw if spec.layout == "bare" else raw[spec.layout]
+    assert list(sd) == list(expected) and all(torch.equal(sd[k], expected[k]) for k in sd)
+    assert main(["verify", str(dst), "--name", COMPONENT]) == 0
+    before = dst.read_bytes()
+    capsys.readouterr()
+    assert main(["random", COMPONENT, str(dst), "--seed", "4"]) == 2  # never replaces silently
+    assert "exists; pass --force" in capsys.readouterr().err and dst.read_bytes() == before
+    assert main(["random", COMPONENT, str(dst), "--seed", "4", "--force"]) == 0
+    assert dst.read_bytes() != before and not list(dst.parent.glob(".*tmp*"))
+    assert main(["random", "vgg19", str(tmp_path / "v.pth")]) == 2
+    assert "not a network checkpoint" in capsys.readouterr().err
+
+
 def test_console_script_entry_point() -> None:
     scripts = entry_points(group="console_scripts")
     (script,) = [ep for ep in scripts if ep.name == "faceprior-weights"]

@@ -1,8 +1,11 @@
-"""``faceprior-weights``: list, verify, convert, export and download the registered files.
+"""``faceprior-weights``: list, verify, convert, export, download the registered files
+(and write random-init stand-ins).
 
 Every file a configuration can need is registered once (:data:`faceprior.checkpoints.WEIGHTS`):
 network checkpoints, loss networks and metric files. ``list`` shows them all, ``download`` and
-``verify --name`` take any registered name; ``convert`` and ``export`` work on network files.
+``verify --name`` take any registered name; ``convert`` and ``export`` work on network files;
+``random NAME FILE`` writes a randomly initialised network in NAME's official layout, so that
+loading code and pipelines can be smoke-tested where the released files cannot be downloaded.
 
 Exit status: 0 success, 1 verification/download failure (or an unexpected error), 2 bad usage
 or unreadable file. Errors are one line on stderr; ``--debug`` shows the traceback.
@@ -17,12 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from faceprior.checkpoints.errors import CheckpointError, ChecksumError, DownloadError
 from faceprior.checkpoints.io import (
     EXPORT_LAYOUTS,
     EXPORT_PARTS,
     convert_checkpoint,
     diff_state_dict,
+    export_checkpoint,
     export_training_checkpoint,
     load_state_dict_file,
 )
@@ -188,6 +194,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_random(args: argparse.Namespace) -> int:
+    spec = get_weights(args.name)
+    if not isinstance(spec, CheckpointSpec):
+        raise ValueError(
+            f"'{args.name}' is a {'/'.join(spec.purposes)} file, not a network checkpoint"
+        )
+    dst = Path(args.dst).expanduser()
+    if dst.exists() and not args.force:
+        raise FileExistsError(f"{dst} exists; pass --force to replace it")
+    torch.manual_seed(args.seed)
+    net = spec.build(dict(spec.kwargs))
+    export_checkpoint(net, dst, spec.layout)
+    count = len(net.state_dict())
+    print(
+        f"wrote a randomly initialised '{spec.name}' ({spec.arch}, {spec.layout} layout, seed "
+        f"{args.seed}, {count} tensors) -> {dst}"
+    )
+    print("note: random weights, for offline smoke tests of loading and pipelines; not a model")
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     path = download_weights(args.name, args.dir, timeout=args.timeout)
     print(f"downloaded '{args.name}' to {path}")
@@ -255,6 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trusted", action="store_true", help="allow arbitrary pickled objects")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "random",
+        help="write a randomly initialised network under a registered name's layout (offline "
+        "smoke tests)",
+    )
+    p.add_argument("name", help="a registered network (`faceprior-weights list --for network`)")
+    p.add_argument("dst", help="output .pth")
+    p.add_argument("--seed", type=int, default=0, help="torch seed of the initialisation (0)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=_cmd_random)
 
     p = sub.add_parser(
         "download", help="fetch a registered file from its official URL (needs network)"

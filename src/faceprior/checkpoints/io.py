@@ -147,6 +147,15 @@ def to_cpu_state_dict(source: nn.Module | Mapping[str, Tensor]) -> dict[str, Ten
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
 
 
+def save_torch_file(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically (whole new file or the old one; parents created)."""
+    # imported here: the atomic module pulls in lightning_fabric (and torchvision), which the
+    # network code that imports this module must not load
+    from faceprior.checkpoints.atomic import atomic_write
+
+    return atomic_write(Path(path).expanduser(), lambda fh: torch.save(obj, fh))
+
+
 def export_checkpoint(
     source: nn.Module | Mapping[str, Tensor], path: str | Path, layout: str = "params_ema"
 ) -> Path:
@@ -155,10 +164,7 @@ def export_checkpoint(
     Use ``params_ema`` for GFP-GAN / StyleGAN2-prior style files, ``bare`` for GPEN-BFR / ArcFace
     style files, ``g_ema`` for rosinality/GPEN training-style files.
     """
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(wrap_state_dict(to_cpu_state_dict(source), layout), path)
-    return path
+    return save_torch_file(wrap_state_dict(to_cpu_state_dict(source), layout), path)
 
 
 def convert_checkpoint(
@@ -190,12 +196,8 @@ def save_generator_pair(
     path: str | Path,
 ) -> Path:
     """Save GFP-GAN's generator file ``{params, params_ema}`` (trained and averaged weights)."""
-    out = Path(path).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}, out
-    )
-    return out
+    pair = {"params": to_cpu_state_dict(params), "params_ema": to_cpu_state_dict(params_ema)}
+    return save_torch_file(pair, path)
 
 
 def sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -279,10 +281,7 @@ def export_training_checkpoint(
                 "d_optim": optim[1],
             }
             counts = {"g": len(params), "d": len(net_d), "g_ema": len(params_ema)}
-    path = Path(dst).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(out, path)
-    return path, counts
+    return save_torch_file(out, dst), counts
 
 
 def sha256sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
