@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from faceprior.data import BadImageError, ComponentBoxes, FaceDataModule, FaceDataset, read_image
 from faceprior.data.cli import main as data_cli
 from faceprior.data.io import decode_image_bytes, truncation_reason
-from faceprior.data.screening import screen_source
+from faceprior.data.screening import find_bad_records, screen_source
 from faceprior.data.sources import FolderSource, write_lmdb
 from faceprior.data.synthetic import render_face, write_synthetic_split
 
@@ -97,6 +97,88 @@ def test_startup_screen_counts_and_drops_truncated(
     assert dm.data_train is not None and len(dm.data_train) == 4  # type: ignore[arg-type]
     warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
     assert len(warned) == 2 and any("cut.jpg" in m for m in warned)
+
+
+def _screen_rank(rank: int, world: int, folder: str, init_file: str, out: str) -> None:
+    """One DDP rank of the sharded screen: record which records it decoded and what it found."""
+    import json
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        source = FolderSource(folder)
+        reads: list[int] = []
+        read = source.read
+
+        def counted(index: int) -> object:
+            reads.append(index)
+            return read(index)
+
+        source.read = counted  # type: ignore[method-assign]
+        found = find_bad_records(source, workers=1)
+        result = {"reads": sorted(reads), "bad": [[i, e.path, e.reason] for i, e in found]}
+        Path(out, f"{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_ranks_split_the_screen_and_agree_on_the_result(
+    truncated: Path, tmp_path: Path
+) -> None:
+    """Two gloo processes: each decodes a disjoint half of the 6 files, and both return the list a
+    single process finds (same indices, paths and reasons), so every rank drops the same files."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    args = (2, str(truncated), str(tmp_path / "init"), str(tmp_path))
+    mp.spawn(_screen_rank, args=args, nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["reads"] == [0, 2, 4] and ranks[1]["reads"] == [1, 3, 5]
+    single = [[i, e.path, e.reason] for i, e in find_bad_records(FolderSource(truncated))]
+    assert len(single) == 2 and ranks[0]["bad"] == ranks[1]["bad"] == single
+    half = find_bad_records(FolderSource(truncated), shard=(1, 2))  # no process group: own share
+    assert [i for i, _ in half] == [i for i, *_ in single if i % 2 == 1]
+
+
+def test_benchmark_lq_folders_are_screened_and_bad_pairs_left_out(
+    tmp_path: Path, faces: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real benchmarks: a truncated LQ file is skipped (counted, warned) instead of being scored as
+    its neighbour (LQ-only) or crashing a worker (paired: the GT loses that pair); strict stops."""
+    from faceprior.data import Benchmark
+
+    gt, lq = tmp_path / "gt", tmp_path / "lq"
+    gt.mkdir(), lq.mkdir()
+    for path in sorted((faces / "images").glob("*.png"))[:4]:
+        shutil.copy(path, gt / path.name)
+        shutil.copy(path, lq / path.name)
+    png = (lq / "00000002.png").read_bytes()
+    (lq / "00000002.png").write_bytes(png[: len(png) // 2])
+    benches = {
+        "pairs": Benchmark("pairs", "paired", gt_root=str(gt), lq_root=str(lq)),
+        "real": Benchmark("real", "lq_only", lq_root=str(lq)),
+    }
+
+    def module(**kw: object) -> FaceDataModule:
+        return FaceDataModule(
+            str(gt), size=SIZE, batch_size=2, num_workers=0, benchmarks=benches, **kw
+        )  # type: ignore[arg-type]
+
+    dm = module()
+    with caplog.at_level(logging.WARNING):
+        dm.setup("test")
+    paired, real = dm.data_test
+    names = ["00000000", "00000001", "00000003"]
+    assert [paired.source.name(i) for i in range(len(paired))] == names  # type: ignore[attr-defined]
+    assert [real.inner.source.name(i) for i in range(len(real))] == names  # type: ignore[attr-defined]
+    assert all(paired[i]["lq"].shape == (3, SIZE, SIZE) for i in range(3))  # type: ignore[index, union-attr]
+    assert dm.skipped_at_setup == 2  # the bad LQ file, once per benchmark reading it
+    assert any("1 pair(s) left out" in r.getMessage() for r in caplog.records)
+    with pytest.raises(BadImageError, match=r"00000002\.png.*truncated PNG"):
+        module(strict=True).setup("test")
 
 
 def test_strict_stops_at_setup_even_without_verify(truncated: Path) -> None:

@@ -21,7 +21,7 @@ from faceprior.data.dataset import (
 )
 from faceprior.data.sampler import EvalSampler, SeededSampler
 from faceprior.data.screening import screen_source
-from faceprior.data.sources import open_source
+from faceprior.data.sources import FolderSource, LMDBSource, open_source
 from faceprior.data.synthetic import SyntheticSplits
 from faceprior.degradation import Degradation, eval_seeds
 
@@ -145,8 +145,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.batch_size_per_device = self.batch_size // world
         self._ensure_generator(rank)
         if stage in (None, "fit") and self.data_train is None:
-            source = open_source(self.train_root)
-            self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
+            source = self._screened(self.train_root)
             components = (
                 ComponentBoxes(self.train_components, self.eye_enlarge_ratio)
                 if self.train_components
@@ -161,21 +160,43 @@ class FaceDataModule(pl.LightningDataModule):
                 strict=self.strict,
             )
         if stage in (None, "fit", "validate") and self.data_val is None and self.val_root:
-            source = open_source(self.val_root)
-            self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
-            self.data_val = FaceDataset(source, self.size, strict=self.strict)
+            self.data_val = FaceDataset(
+                self._screened(self.val_root), self.size, strict=self.strict
+            )
         if stage in (None, "test") and not self.data_test:
             self.data_test = [self._benchmark_dataset(b) for b in self.benchmarks.values()]
 
+    def _screened(self, root: str) -> FolderSource | LMDBSource:
+        source = open_source(root)
+        self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
+        return source
+
     def _benchmark_dataset(self, bench: Benchmark) -> Dataset[dict[str, object]]:
+        """A benchmark's images, every folder screened (GT, and the LQ inputs of real sets).
+
+        A paired benchmark loses the pairs whose LQ file is unusable (warned and counted), so an
+        evaluation never scores one image in another's place or dies in a worker.
+        """
         bench.check()  # a missing folder names the command that makes it
         if bench.kind == "lq_only":
             assert bench.lq_root is not None
-            return LQOnlyDataset(bench.lq_root, self.size, strict=self.strict)
+            return LQOnlyDataset(self._screened(bench.lq_root), self.size, strict=self.strict)
         assert bench.gt_root is not None
-        source = open_source(bench.gt_root)
-        self.skipped_at_setup += screen_source(source, verify=self.verify, strict=self.strict)
-        lq = bench.lq_root if bench.kind == "paired" else None
+        source = self._screened(bench.gt_root)
+        lq = None
+        if bench.kind == "paired":
+            assert bench.lq_root is not None
+            lq = self._screened(bench.lq_root)
+            unusable = set(lq.dropped)
+            orphans = [i for i in range(len(source)) if source.name(i) in unusable]
+            if orphans:
+                log.warning(
+                    "%s: %d pair(s) left out because their LQ file in %s is unusable",
+                    bench.name, len(orphans), bench.lq_root,
+                )  # fmt: skip
+                source.drop(orphans)
+                if len(source) == 0:
+                    raise FileNotFoundError(f"no usable pairs left in benchmark '{bench.name}'")
         return FaceDataset(source, self.size, lq_source=lq, strict=self.strict)
 
     # -- loaders ---------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Every record is fully decoded by the source's own ``read`` (:func:`~faceprior.da
 for folders, :func:`~faceprior.data.io.decode_image_bytes` for LMDB values), in a thread pool sized
 to the CPUs (OpenCV releases the GIL while decoding), so a file that passes the screen decodes the
 same way in every epoch.
+
+Under DDP each rank decodes only its share of the records (every ``world``-th, from its rank) and
+the ranks exchange what they found, so all of them drop the same files while the decoding cost is
+split between them instead of repeated on each.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+
+import torch.distributed as dist
 
 from faceprior.data.io import BadImageError
 from faceprior.data.sources import FolderSource, ImageSource, LMDBSource
@@ -39,14 +45,14 @@ def _check(source: ImageSource, index: int) -> BadImageError | None:
 
 
 def _results(
-    source: ImageSource, workers: int, progress: bool
+    source: ImageSource, indices: range, workers: int, progress: bool
 ) -> Iterator[tuple[int, BadImageError | None]]:
-    """``(index, error or None)`` for every record, in order."""
-    total = len(source)
+    """``(index, error or None)`` for every record in ``indices``, in order."""
+    total = len(indices)
     # the first read runs alone: it opens per-process handles (an LMDB environment) before threads
-    first = [(0, _check(source, 0))]
+    first = [(indices[0], _check(source, indices[0]))]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        rest = zip(range(1, total), pool.map(lambda i: _check(source, i), range(1, total)))
+        rest = zip(indices[1:], pool.map(lambda i: _check(source, i), indices[1:]))
         items: Iterable[tuple[int, BadImageError | None]] = itertools.chain(first, rest)
         if progress:
             from rich.console import Console
@@ -61,14 +67,41 @@ def _results(
         yield from items
 
 
+def _distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of the initialised process group, ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def find_bad_records(
-    source: ImageSource, *, workers: int | None = None, progress: bool = False
+    source: ImageSource,
+    *,
+    workers: int | None = None,
+    progress: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> list[tuple[int, BadImageError]]:
-    """Decode every record of ``source``; ``(index, error)`` for each one that fails, in order."""
-    if len(source) == 0:
-        return []
-    found = _results(source, workers or default_workers(), progress)
-    return [(index, err) for index, err in found if err is not None]
+    """Decode every record of ``source``; ``(index, error)`` for each one that fails, in order.
+
+    ``shard=(rank, world)`` decodes only records ``rank, rank + world, ...`` (default: this
+    process's share under an initialised process group, all records otherwise); with ``world > 1``
+    and a process group, the ranks' findings are gathered, so every rank returns the full list.
+    """
+    rank, world = shard if shard is not None else _distributed()
+    if not 0 <= rank < world:
+        raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
+    indices = range(rank, len(source), world)
+    found: list[tuple[int, BadImageError]] = []
+    if len(indices):
+        results = _results(source, indices, workers or default_workers(), progress)
+        found = [(index, err) for index, err in results if err is not None]
+    if world == 1 or _distributed()[1] != world:
+        return found
+    # exceptions with extra constructor arguments do not survive pickling: send their fields
+    parts: list[list[tuple[int, str, str]] | None] = [None] * world
+    dist.all_gather_object(parts, [(i, err.path, err.reason) for i, err in found])
+    merged = sorted(item for part in parts for item in part or [])
+    return [(index, BadImageError(path, reason)) for index, path, reason in merged]
 
 
 def screen_source(
