@@ -205,11 +205,15 @@ def test_cli_exit_codes(tmp_path: Path, ckpt: Path, capsys) -> None:
     bad.write_text("nope")
     args = ["--model", str(ckpt), "--aligned", "--out", str(tmp_path / "o"), "--quiet"]
     assert main([str(bad), *args]) == 1  # nothing written
+    odd = tmp_path / "photo[red] [1].png"  # printed as named, not read as console markup
+    odd.write_text("nope")
+    assert main([str(odd), *args]) == 1
+    assert f"{odd}: " in capsys.readouterr().out
     assert main([str(bad), *args, "--device", "cuda:99"]) == 2  # set-up error, named
-    assert "cuda:99" in capsys.readouterr().out
+    assert "faceprior-restore: error:" in (err := capsys.readouterr().err) and "cuda:99" in err
     detector = ["--detector", "mobile0.25", "--detector-weights", str(tmp_path)]
     assert main([str(bad), "--model", str(ckpt), "--out", str(tmp_path / "o"), *detector]) == 2
-    assert "detection_mobilenet0.25_Final.pth" in capsys.readouterr().out
+    assert "detection_mobilenet0.25_Final.pth" in capsys.readouterr().err
 
 
 # -- real photos and the real detector --------------------------------------------------------

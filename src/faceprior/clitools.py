@@ -17,6 +17,28 @@ from collections.abc import Callable, Sequence
 DEBUG_ENV = "FACEPRIOR_DEBUG"
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help where that says something.
+
+    Unlike :class:`argparse.ArgumentDefaultsHelpFormatter` it leaves out defaults of ``None``, of
+    flags (``store_true`` / ``store_false``: the flag's help says what it does) and of options
+    whose help already speaks of the default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        flag = action.nargs == 0  # store_true / store_false / store_const
+        if (
+            action.default is None
+            or action.default is argparse.SUPPRESS
+            or flag
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--debug`` to ``parser`` and to each of its subcommands (call after adding them)."""
     parsers = [parser]

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from faceprior.clitools import DefaultsHelpFormatter, add_debug_flag, debugging
 from faceprior.data.io import BadImageError
 from faceprior.inference.detection import Face
 from faceprior.inference.image_io import Photo, read_photo
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="faceprior-restore",
         description="Detect, align, restore and paste back the faces of real photos.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -110,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="alignment template (default: the model's)",
     )
-    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=d.dtype)
+    g.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default=d.dtype,
+        help="precision of the network (autocast; weights stay float32)",
+    )
     g.add_argument(
         "--device",
         default=d.device,
@@ -210,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--recursive", action="store_true", help="search folders recursively")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p  # fmt: skip
+    return add_debug_flag(p)
 
 
 @dataclass
@@ -298,7 +305,7 @@ class Runner:
 
     def fail(self, path: str, reason: str, photo: bool = True) -> None:
         self.report.failed.append((path, reason))
-        self.console.print(f"[red]✗[/red] {path}: {reason}")
+        self.console.print(f"[red]✗[/red] {escape(path)}: {escape(reason)}")
         if photo:
             self.on_done()
 
@@ -346,33 +353,37 @@ class Runner:
             (self.report.restored if result.faces else self.report.no_face).append(path)
             for note in result.notes:
                 if note.startswith("no face"):
-                    self.console.print(f"[yellow]![/yellow] {path}: {note}")
+                    self.console.print(f"[yellow]![/yellow] {escape(path)}: {escape(note)}")
 
 
 def print_summary(report: Report, out: Path, console: Console, seconds: float) -> None:
     console.print(
         f"{len(report.restored)} photo(s) restored ({report.faces} faces), {len(report.no_face)} "
-        f"without a face, {len(report.failed)} failed, in {seconds:.1f} s -> {out}"
+        f"without a face, {len(report.failed)} failed, in {seconds:.1f} s -> {escape(str(out))}"
     )
     if report.no_face:
         console.print("written without a face found (check --det-threshold / --min-face):")
         for path in report.no_face:
-            console.print(f"  {path}")
+            console.print(f"  {escape(path)}")
     if report.failed:
         console.print("[red]failed:[/red]")
         for path, reason in report.failed:
-            console.print(f"  {path}: {reason}")
+            console.print(f"  {escape(path)}: {escape(reason)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = RestoreSettings.from_mapping(vars(args))
-    console = Console(stderr=False, highlight=False)
+    # soft wrap: paths and messages stay on one line (greppable logs); markup escaped where
+    # file names or messages are printed (a file may be called "photo[1].jpg")
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
     paths, missing = expand_inputs(args.inputs, settings.recursive)
     try:
         restorer = build_restorer(settings)
-    except Exception as err:
-        console.print(f"[red]error:[/red] {err}")
+    except Exception as err:  # set-up: one line on stderr, as every faceprior console script
+        if debugging(args):
+            raise
+        print(f"faceprior-restore: error: {err}", file=sys.stderr)
         return 2
     info = restorer.describe()
     mask = info["mask"]
