@@ -95,8 +95,9 @@ def test_official_files_by_family_by_name_and_mismatched(gpen256: Path) -> None:
     assert load_face_model("GPEN-BFR-256", weights_dir=gpen256.parent).name == "GPEN-BFR-256"
     with pytest.raises(CheckpointError, match="use --model gpen"):
         load_face_model("gfpgan", weights=gpen256)
-    with pytest.raises(ValueError, match="needs --weights"):
-        load_face_model("gfpgan")
+    # a family without --weights: its newest release from the weights dir (as faceprior-export)
+    with pytest.raises(FileNotFoundError, match=r"GFPGANv1\.4\.pth"):
+        load_face_model("gfpgan", weights_dir=gpen256.parent)
 
 
 # -- decoding ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from faceprior.checkpoints.layouts import (
     wrap_state_dict,
 )
 from faceprior.checkpoints.registry import (
+    DEFAULT_RELEASES,
     PURPOSES,
     REGISTRY,
     WEIGHTS,
@@ -64,6 +65,7 @@ from faceprior.checkpoints.weights import (
 )
 
 __all__ = [
+    "DEFAULT_RELEASES",
     "ENV_VAR",
     "LAYOUTS",
     "PURPOSES",

@@ -344,6 +344,8 @@ def _file_specs() -> list[WeightsFile]:
 
 #: Network checkpoints that faceprior builds and loads, by name.
 REGISTRY: dict[str, CheckpointSpec] = {spec.name: spec for spec in _network_specs()}
+#: the release a bare family name (``--model gfpgan`` / ``--model gpen``) stands for
+DEFAULT_RELEASES: dict[str, str] = {"gfpgan": "GFPGANv1.4", "gpen": "GPEN-BFR-512"}
 
 #: Every registered file (the networks first), by name.
 WEIGHTS: dict[str, WeightsFile] = {

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 import faceprior.nets
 from faceprior.checkpoints import (
+    DEFAULT_RELEASES,
     REGISTRY,
     CheckpointSpec,
     UnknownCheckpointError,
@@ -50,8 +51,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "gfpgan": ("GFPGANv1", "GFPGANv1Clean"),
     "gpen": ("GPENGenerator",),
 }
-#: the registry entry ``--model gfpgan`` / ``--model gpen`` exports when no file is given
-DEFAULT_NAMES = {"gfpgan": "GFPGANv1.4", "gpen": "GPEN-BFR-512"}
 _ARCHS = {arch for archs in FAMILIES.values() for arch in archs}
 
 
@@ -319,7 +318,7 @@ def load_generator(
     family = model.lower()
     if family in FAMILIES:
         if weights is None:
-            return load_registry_name(DEFAULT_NAMES[family], weights_dir=weights_dir)
+            return load_registry_name(DEFAULT_RELEASES[family], weights_dir=weights_dir)
         return load_official_file(weights, family, arch, config, size, trusted)
     path = Path(model).expanduser()
     registered = any(

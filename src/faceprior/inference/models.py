@@ -4,7 +4,8 @@
 what alignment needs: the crop side, the template and the family's call convention (GFP-GAN in
 constant-noise mode, GPEN as is, a training module through its ``restore``).
 
-:func:`load_face_model` accepts ``gfpgan`` / ``gpen`` with an official-layout file, a registry
+:func:`load_face_model` accepts ``gfpgan`` / ``gpen`` with an official-layout file (without one:
+GFPGANv1.4 / GPEN-BFR-512 from the weights directory), a registry
 name (``GFPGANv1.4``, ``GPEN-BFR-512``, ...; file read from the weights directory or given), a
 ``.pth`` file of a registered architecture, or a Lightning ``.ckpt`` of any faceprior training
 module (the EMA generator when there is one).
@@ -251,13 +252,11 @@ def load_face_model(
 
     key = model.lower()
     if key in FAMILIES:
-        if weights is None:
-            raise ValueError(
-                f"--model {key} needs --weights FILE (an official-layout .pth); or name a "
-                "registered release (e.g. GFPGANv1.4, GPEN-BFR-512) to read it from the weights "
-                "directory"
-            )
-        return load_official_file(weights, family=key)
+        if weights is not None:
+            return load_official_file(weights, family=key)
+        from faceprior.checkpoints.registry import DEFAULT_RELEASES
+
+        model = DEFAULT_RELEASES[key]  # the family's newest release, from the weights directory
     as_path = Path(model).expanduser()
     if as_path.suffix.lower() == ".ckpt":
         return load_training_checkpoint(as_path, trusted, config, face_size)
