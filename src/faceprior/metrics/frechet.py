@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -130,12 +130,17 @@ def load_reference_stats(path: str | Path, name: str | None = None) -> Reference
 def save_reference_stats(
     path: str | Path, mean: np.ndarray, cov: np.ndarray, name: str, num_images: int
 ) -> Path:
-    """Write statistics readable by BasicSR (``.pth``: numpy ``mean``/``cov``) or ``.npz``."""
+    """Write statistics readable by BasicSR (``.pth``: numpy ``mean``/``cov``) or ``.npz``
+    (atomically: an interrupted run never leaves a truncated statistics file)."""
+    from faceprior.checkpoints.atomic import atomic_write  # lightning_fabric: only when saving
+
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
     if path.suffix == ".npz":
-        np.savez(path, mean=mean, cov=cov, mu=mean, sigma=cov, name=name, num_images=num_images)
-    else:
-        torch.save({"name": name, "mean": mean, "cov": cov, "num_images": num_images}, path)
-    return path
+
+        def write_npz(fh: IO[bytes]) -> None:
+            np.savez(fh, mean=mean, cov=cov, mu=mean, sigma=cov, name=name, num_images=num_images)
+
+        return atomic_write(path, write_npz)
+    stats = {"name": name, "mean": mean, "cov": cov, "num_images": num_images}
+    return atomic_write(path, lambda fh: torch.save(stats, fh))
