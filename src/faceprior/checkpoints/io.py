@@ -206,6 +206,15 @@ def sub_state_dict(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, T
     return {k[len(head) :]: v for k, v in state_dict.items() if k.startswith(head)}
 
 
+def generator_state_dict(state_dict: Mapping[str, Tensor]) -> tuple[str, dict[str, Tensor]] | None:
+    """``(prefix, weights)`` of the generator in a faceprior module's state dict: the EMA copy
+    (``ema.shadow``) when the run kept one, else the trained network; ``None`` when neither."""
+    for prefix in (EMA_PREFIX, *TRAINED_PREFIXES):
+        if weights := sub_state_dict(state_dict, prefix):
+            return prefix, weights
+    return None
+
+
 def lightning_state_dict(
     path: str | Path, trusted: bool = False
 ) -> tuple[Any, Mapping[str, Tensor]]:

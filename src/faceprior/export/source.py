@@ -36,12 +36,7 @@ from faceprior.checkpoints import (
     resolve_weights,
 )
 from faceprior.checkpoints.errors import CheckpointError
-from faceprior.checkpoints.io import (
-    EMA_PREFIX,
-    TRAINED_PREFIXES,
-    lightning_state_dict,
-    sub_state_dict,
-)
+from faceprior.checkpoints.io import EMA_PREFIX, generator_state_dict, lightning_state_dict
 from faceprior.nets.export import ExportableGenerator
 from faceprior.nets.gfpgan import GFPGANv1, GFPGANv1Clean
 from faceprior.nets.gpen import GPENGenerator
@@ -271,15 +266,16 @@ def load_training_checkpoint(
         _, state = lightning_state_dict(path, trusted)
     except CheckpointError as exc:
         raise ExportError(str(exc)) from exc
-    weights = sub_state_dict(state, EMA_PREFIX)
-    notes = [f"weights: the EMA generator ({EMA_PREFIX}.*)"]
-    if not weights:
-        prefix = next((p for p in TRAINED_PREFIXES if sub_state_dict(state, p)), None)
-        if prefix is None:
-            heads = sorted({k.split(".", 1)[0] for k in state})
-            raise ExportError(f"{path}: no generator weights (top-level modules: {heads})")
-        weights = sub_state_dict(state, prefix)
-        notes = [f"weights: the trained generator ({prefix}.*); the run kept no EMA copy"]
+    found = generator_state_dict(state)
+    if found is None:
+        heads = sorted({k.split(".", 1)[0] for k in state})
+        raise ExportError(f"{path}: no generator weights (top-level modules: {heads})")
+    prefix, weights = found
+    notes = (
+        [f"weights: the EMA generator ({prefix}.*)"]
+        if prefix == EMA_PREFIX
+        else [f"weights: the trained generator ({prefix}.*); the run kept no EMA copy"]
+    )
     source = f"{path} (training checkpoint)"
     run_config = path.parent.parent / ".hydra" / "config.yaml"
     if config is None and arch is None and run_config.is_file():

@@ -21,8 +21,6 @@ from torch import Tensor, nn
 
 #: architectures of :mod:`faceprior.nets` that restore faces, by family
 RESTORER_ARCHS = {"GFPGANv1": "gfpgan", "GFPGANv1Clean": "gfpgan", "GPENGenerator": "gpen"}
-#: where the generator lives in a training checkpoint's state dict, most preferred first
-GENERATOR_PREFIXES = ("ema.shadow", "net_g", "net")
 FAMILIES = ("gfpgan", "gpen")
 
 
@@ -201,18 +199,18 @@ def load_training_checkpoint(
     """
     from faceprior.checkpoints.errors import CheckpointError
     from faceprior.checkpoints.io import (
+        generator_state_dict,
         lightning_state_dict,
         load_state_dict_checked,
-        sub_state_dict,
     )
 
     path = Path(path).expanduser()
     ckpt, state = lightning_state_dict(path, trusted)
-    prefix = next((p for p in GENERATOR_PREFIXES if sub_state_dict(state, p)), None)
-    if prefix is None:
+    found = generator_state_dict(state)
+    if found is None:
         heads = sorted({k.split(".", 1)[0] for k in state})
-        raise CheckpointError(f"{path}: no generator under {GENERATOR_PREFIXES} (found {heads})")
-    weights = sub_state_dict(state, prefix)
+        raise CheckpointError(f"{path}: no generator (EMA or trained) in it (found {heads})")
+    prefix, weights = found
     meta = ckpt.get("faceprior") or {}
     info: dict[str, Any] = {**_file_info(path), "weights": prefix, "checkpoint": dict(meta)}
     matches = _restorer_matches(weights)
