@@ -24,6 +24,7 @@ from faceprior.data.screening import screen_source
 from faceprior.data.sources import FolderSource, LMDBSource, open_source
 from faceprior.data.synthetic import SyntheticSplits
 from faceprior.degradation import Degradation, eval_seeds
+from faceprior.utils.distributed import destroy_process_group_at_exit
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class FaceDataModule(pl.LightningDataModule):
         return trainer.world_size, trainer.global_rank
 
     def setup(self, stage: str | None = None) -> None:
+        destroy_process_group_at_exit()  # this worker's DDP group, before Python shuts down
         world, rank = self._world_size()
         if self.batch_size % world:
             raise ValueError(

@@ -12,6 +12,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from faceprior.models.evaluation import StageMetrics
+from faceprior.utils.distributed import destroy_process_group_at_exit
 
 
 def to_model_range(x: Tensor) -> Tensor:
@@ -62,6 +63,7 @@ class RestorerBase(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        destroy_process_group_at_exit()  # also with a datamodule of the user's own
         if stage == "test" and self.test_metrics is None:
             dm = getattr(self.trainer, "datamodule", None)
             names = list(getattr(dm, "benchmarks", {}) or {}) or ["test"]
