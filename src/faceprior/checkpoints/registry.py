@@ -14,7 +14,7 @@ name and imported from :mod:`faceprior.nets` only when a network is built.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, get_args
@@ -424,10 +424,21 @@ def match_kwargs(spec: CheckpointSpec, state_dict: Mapping[str, Tensor]) -> dict
     return None
 
 
-def identify(state_dict: Mapping[str, Tensor]) -> list[tuple[CheckpointSpec, dict[str, Any]]]:
-    """Registry entries (with the fitting configuration) whose architecture fits ``state_dict``."""
+def fitted_kwargs(spec: CheckpointSpec, state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
+    """The configuration of ``spec`` to build for ``state_dict``: the candidate that fits its keys
+    and shapes, else the entry's default (whose strict load then names what differs)."""
+    return match_kwargs(spec, state_dict) or dict(spec.kwargs)
+
+
+def identify(
+    state_dict: Mapping[str, Tensor], archs: Collection[str] | None = None
+) -> list[tuple[CheckpointSpec, dict[str, Any]]]:
+    """Registry entries (with the fitting configuration) whose architecture fits ``state_dict``,
+    among the architectures ``archs`` (class names) when given."""
     found = []
     for spec in REGISTRY.values():
+        if archs is not None and spec.arch not in archs:
+            continue
         kwargs = match_kwargs(spec, state_dict)
         if kwargs is not None:
             found.append((spec, kwargs))

@@ -28,10 +28,10 @@ from faceprior.checkpoints.io import (
 )
 from faceprior.checkpoints.registry import (
     WeightsFile,
+    fitted_kwargs,
     get_spec,
     get_weights,
     identify,
-    match_kwargs,
 )
 
 ENV_VAR = "FACEPRIOR_WEIGHTS_DIR"
@@ -177,7 +177,7 @@ def load_pretrained(
     if verify_hash and spec.sha256:
         verify_sha256(path, spec.sha256)
     extracted = load_state_dict_file(path, key=key)
-    kwargs = match_kwargs(spec, extracted.state_dict) or dict(spec.kwargs)
+    kwargs = fitted_kwargs(spec, extracted.state_dict)
     model = spec.build(kwargs)
     source = f"{path} [{extracted.describe()}] (registry entry '{spec.name}')"
     load_state_dict_checked(model, extracted.state_dict, source=source)
@@ -199,7 +199,7 @@ def load_from_file(
     extracted = load_state_dict_file(path, key=key, trusted=trusted)
     if name is not None:
         spec = get_spec(name)
-        kwargs = match_kwargs(spec, extracted.state_dict) or dict(spec.kwargs)
+        kwargs = fitted_kwargs(spec, extracted.state_dict)
     else:
         matches = identify(extracted.state_dict)
         if not matches:

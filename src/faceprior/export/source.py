@@ -27,12 +27,12 @@ from faceprior.checkpoints import (
     REGISTRY,
     CheckpointSpec,
     UnknownCheckpointError,
+    fitted_kwargs,
     get_spec,
     identify,
     load_state_dict_checked,
     load_state_dict_file,
     locate_weights,
-    match_kwargs,
     resolve_weights,
 )
 from faceprior.checkpoints.errors import CheckpointError
@@ -106,10 +106,6 @@ def _exportable_spec(name: str, what: str) -> CheckpointSpec:
     return spec
 
 
-def _size_of(arch: str, kwargs: Mapping[str, Any]) -> int:
-    return int(kwargs["size"] if arch == "GPENGenerator" else kwargs.get("out_size", 512))
-
-
 def _build(
     arch: str, kwargs: Mapping[str, Any], state_dict: Mapping[str, Tensor], source: str
 ) -> ExportableGenerator:
@@ -132,7 +128,7 @@ def _loaded(
     arch: str, kwargs: Mapping[str, Any], state_dict: Mapping[str, Tensor], source: str
 ) -> LoadedGenerator:
     net = _build(arch, kwargs, state_dict, source)
-    return LoadedGenerator(net, arch, dict(kwargs), _size_of(arch, kwargs), source)
+    return LoadedGenerator(net, arch, dict(kwargs), 2**net.log_size, source)
 
 
 def _require_file(path: Path, hint: str) -> Path:
@@ -187,10 +183,10 @@ def config_generator(path: str | Path, size: int | None = None) -> tuple[str, di
 def _fitting(
     state_dict: Mapping[str, Tensor], archs: tuple[str, ...] | set[str], source: str
 ) -> tuple[CheckpointSpec, dict[str, Any]]:
-    found = identify(state_dict)
+    found = identify(state_dict, _ARCHS)
     matches = [(spec, kw) for spec, kw in found if spec.arch in archs]
     if not matches:
-        others = [spec.name for spec, _ in found if spec.arch in _ARCHS]
+        others = [spec.name for spec, _ in found]
         fits = f" (it fits '{others[0]}': pass --model {others[0]})" if others else ""
         raise ExportError(
             f"{source} fits no registered {'/'.join(sorted(archs))} configuration{fits}; name the "
@@ -221,7 +217,7 @@ def load_official_file(
         return _loaded(arch_name, kwargs, extracted.state_dict, source)
     if arch is not None:
         spec = _exportable_spec(arch, "--arch")
-        kwargs = match_kwargs(spec, extracted.state_dict) or dict(spec.kwargs)
+        kwargs = fitted_kwargs(spec, extracted.state_dict)
     else:
         spec, kwargs = _fitting(extracted.state_dict, set(archs), source)
     if family and spec.arch not in archs:
@@ -246,7 +242,7 @@ def load_registry_name(
             f"(default location: {locate_weights(spec, weights_dir)}).",
         )
     extracted = load_state_dict_file(path)
-    kwargs = match_kwargs(spec, extracted.state_dict) or dict(spec.kwargs)
+    kwargs = fitted_kwargs(spec, extracted.state_dict)
     source = f"{path} [{extracted.describe()}] (registry entry '{spec.name}')"
     return _loaded(spec.arch, kwargs, extracted.state_dict, source)
 
@@ -285,7 +281,7 @@ def load_training_checkpoint(
         notes.append(f"architecture: model.generator of {config}")
     elif arch is not None:
         spec = _exportable_spec(arch, "--arch")
-        arch_name, kwargs = spec.arch, match_kwargs(spec, weights) or dict(spec.kwargs)
+        arch_name, kwargs = spec.arch, fitted_kwargs(spec, weights)
         notes.append(f"architecture: registry entry '{spec.name}' (--arch)")
     else:
         spec, kwargs = _fitting(weights, _ARCHS, f"{source}, which has no {run_config},")

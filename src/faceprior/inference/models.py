@@ -110,7 +110,7 @@ class FaceModel(nn.Module):
 def _restorer_matches(state_dict: Mapping[str, Tensor]) -> list[tuple[Any, dict[str, Any]]]:
     from faceprior.checkpoints.registry import identify
 
-    return [(s, k) for s, k in identify(state_dict) if s.arch in RESTORER_ARCHS]
+    return identify(state_dict, RESTORER_ARCHS)
 
 
 def _file_info(path: Path) -> dict[str, Any]:
@@ -129,13 +129,13 @@ def load_official_file(
     """
     from faceprior.checkpoints.errors import CheckpointError
     from faceprior.checkpoints.io import load_state_dict_checked, load_state_dict_file
-    from faceprior.checkpoints.registry import get_spec, match_kwargs
+    from faceprior.checkpoints.registry import fitted_kwargs, get_spec
 
     path = Path(path).expanduser()
     extracted = load_state_dict_file(path, key=key)
     if name is not None:
         spec = get_spec(name)
-        kwargs = match_kwargs(spec, extracted.state_dict) or dict(spec.kwargs)
+        kwargs = fitted_kwargs(spec, extracted.state_dict)
     else:
         matches = _restorer_matches(extracted.state_dict)
         if not matches:
@@ -154,9 +154,8 @@ def load_official_file(
         )
     net = spec.build(kwargs)
     load_state_dict_checked(net, extracted.state_dict, source=f"{path} [{extracted.describe()}]")
-    size = int(kwargs.get("out_size", kwargs.get("size", 0)) or 0) or None
     info = {**_file_info(path), "registry_entry": spec.name, "layout": extracted.describe()}
-    return FaceModel(net, face_size=size, name=spec.name, info=info)
+    return FaceModel(net, name=spec.name, info=info)  # the crop side from the net
 
 
 def _run_config(path: Path, config: str | Path | None, experiment: str | None) -> Any:
@@ -269,6 +268,5 @@ def load_face_model(
         raise ValueError(f"{spec.name} ({spec.arch}) is not a face restoration network")
     net = load_pretrained(spec.name, weights_dir, verify_hash=False)
     path = locate_weights(spec, weights_dir)
-    size = int(spec.kwargs.get("out_size", spec.kwargs.get("size", 0)) or 0) or None
     info = {**_file_info(path), "registry_entry": spec.name}
-    return FaceModel(net, face_size=size, name=spec.name, info=info)
+    return FaceModel(net, name=spec.name, info=info)  # the crop side from the net
