@@ -87,7 +87,8 @@ def find_bad_records(
     process's share under an initialised process group, all records otherwise); with ``world > 1``
     and a process group, the ranks' findings are gathered, so every rank returns the full list.
     """
-    rank, world = shard if shard is not None else _distributed()
+    group = _distributed()
+    rank, world = shard if shard is not None else group
     if not 0 <= rank < world:
         raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
     indices = range(rank, len(source), world)
@@ -95,7 +96,7 @@ def find_bad_records(
     if len(indices):
         results = _results(source, indices, workers or default_workers(), progress)
         found = [(index, err) for index, err in results if err is not None]
-    if world == 1 or _distributed()[1] != world:
+    if world == 1 or group[1] != world:  # one process, or a shard without a group to ask
         return found
     # exceptions with extra constructor arguments do not survive pickling: send their fields
     parts: list[list[tuple[int, str, str]] | None] = [None] * world
