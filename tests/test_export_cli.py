@@ -77,7 +77,7 @@ def test_batch_agnostic_form_equals_the_official_one(name: str) -> None:
     agnostic = GeneratorExport(net, batch_agnostic=True).eval()
     assert any(isinstance(m, BatchAgnosticModConv) for m in agnostic.modules())
     assert not any(isinstance(m, BatchAgnosticModConv) for m in net.modules())  # net untouched
-    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # copies: exact
     (x,) = example_inputs(SIZE, [3])
     with torch.no_grad():
         torch.testing.assert_close(agnostic(x), official(x), rtol=0, atol=ATOL)
@@ -183,6 +183,7 @@ def test_load_by_registry_name_and_by_family(tmp_path: Path) -> None:
     by_family = load_generator("gpen", weights=path)
     assert by_family.kwargs == loaded.kwargs
     ref = torch.load(path, weights_only=True)
+    # exact: loading copies the stored tensors
     assert all(torch.equal(v, ref[k]) for k, v in by_family.net.state_dict().items())
     with pytest.raises(ExportError, match=r"it fits 'GPEN-BFR-256': pass --model GPEN-BFR-256"):
         load_generator("gfpgan", weights=path)

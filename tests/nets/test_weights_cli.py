@@ -183,6 +183,7 @@ def test_cli_random_writes_a_seeded_stand_in_in_the_official_layout(
     expected = spec.build(dict(spec.kwargs)).state_dict()
     raw = torch.load(dst, weights_only=True)
     sd = raw if spec.layout == "bare" else raw[spec.layout]
+    # exact: the same seeded initialisation in this process, saved and loaded without arithmetic
     assert list(sd) == list(expected) and all(torch.equal(sd[k], expected[k]) for k in sd)
     assert main(["verify", str(dst), "--name", COMPONENT]) == 0
     before = dst.read_bytes()
